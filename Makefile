@@ -1,0 +1,39 @@
+# xero-operator: developer entry points. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+TESTBED_DIR := .testbed
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: toolchain
+toolchain: ## Install the Rust components the checks need (rustfmt, clippy) when missing
+	@./hack/toolchain.sh
+
+.PHONY: testbed-bins
+testbed-bins: ## Build or reuse etcd, kube-apiserver, kubectl and helm; prints their directory
+	@./hack/testbed-bins.sh
+
+.PHONY: testbed-up
+testbed-up: ## Start a control plane in the background; kubeconfig in .testbed/kubeconfig
+	@./hack/testbed.sh up $(TESTBED_DIR)
+
+.PHONY: testbed-down
+testbed-down: ## Stop the control plane started by testbed-up
+	@./hack/testbed.sh down $(TESTBED_DIR)
+
+.PHONY: lint
+lint: toolchain ## cargo fmt --check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+.PHONY: test
+test: toolchain ## The whole suite: lint, unit and integration tests on a real control plane
+	export XERO_TESTBED_BIN="$$(./hack/testbed-bins.sh)"; \
+	$(MAKE) --no-print-directory lint; \
+	$(CARGO) test --workspace; \
+	./hack/check-no-leftovers.sh

@@ -1,0 +1,34 @@
+//! Process-wide set-up: the TLS crypto provider and logging.
+
+use std::sync::Once;
+
+/// Installs ring as the one rustls crypto provider of the process. Every TLS client (kube,
+/// reqwest) uses it; calling this more than once is harmless.
+pub fn install_crypto_provider() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // Err only means another provider is installed already, which is then used instead.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Starts logging to stderr at `level` (an `EnvFilter` directive such as `info` or
+/// `xero_operator=debug,kube=info`).
+pub fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
