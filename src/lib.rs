@@ -1,0 +1,5 @@
+//! xero-operator keeps Power BI datasets built on Xero data refreshing: it reconciles
+//! `XeroDataset` resources against Power BI and Xero.
+#![forbid(unsafe_code)]
+
+pub mod telemetry;
