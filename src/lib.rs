@@ -2,4 +2,5 @@
 //! `XeroDataset` resources against Power BI and Xero.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod telemetry;

@@ -21,8 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the version.
-    Version,
+    /// Print the XeroDataset CustomResourceDefinition as YAML (what crds/xerodatasets.yaml holds).
+    Crd,
 }
 
 #[tokio::main]
@@ -31,9 +31,15 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init_logging(cli.log_format, &cli.log_level);
     match cli.command {
-        Command::Version => {
-            println!("xero-operator {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
+        Command::Crd => match xero_operator::api::crd_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("cannot render the CRD: {error}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
