@@ -20,7 +20,7 @@ up)
   cargo build --quiet -p xero-testbed --bin xero-testbed
   mkdir -p "$dir"
   rm -rf "$dir/etcd" "$dir/certs" "$dir/ready"
-  nohup target/debug/xero-testbed up --dir "$dir" --crds crds >"$dir/testbed.log" 2>&1 &
+  nohup target/debug/xero-testbed up --dir "$dir" --crds "${TESTBED_CRDS:-crds}" >"$dir/testbed.log" 2>&1 &
   echo $! >"$dir/pid"
   for _ in $(seq 900); do
     [ -f "$dir/ready" ] && break
