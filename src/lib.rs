@@ -3,4 +3,6 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod reconcile;
+pub mod schedule;
 pub mod telemetry;

@@ -1,0 +1,765 @@
+//! Situations of one dataset, each a row: builders for the inputs, the plan they must give.
+
+use super::*;
+use crate::schedule::time_zone;
+
+fn ts(text: &str) -> Timestamp {
+    text.parse().expect("timestamp")
+}
+
+const TIMING: Timing = Timing {
+    resync_interval: Duration::from_secs(3600),
+    poll_interval: Duration::from_secs(15),
+};
+
+/// Weekdays at 06:00 and 12:30 UTC, Shared capacity, 3 attempts a day, backoff 5m..2h.
+fn desired() -> Desired {
+    desired_in(&["06:00", "12:30"], "UTC")
+}
+
+fn desired_in(times: &[&str], zone: &str) -> Desired {
+    Desired {
+        schedule: RefreshSchedule::parse(
+            true,
+            &["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"],
+            times,
+            zone,
+        )
+        .expect("schedule"),
+        zone: time_zone(zone).expect("zone"),
+        credential_lead_time: SignedDuration::from_mins(10),
+        daily_refresh_limit: 8,
+        max_attempts_per_day: 3,
+        backoff_initial: Duration::from_secs(300),
+        backoff_max: Duration::from_secs(7200),
+        suspend: false,
+        refresh_requested: None,
+    }
+}
+
+fn refresh(id: &str, kind: RefreshType, state: RefreshState, start: &str) -> Refresh {
+    Refresh {
+        request_id: id.into(),
+        refresh_type: kind,
+        state,
+        start_time: Some(ts(start)),
+        end_time: (state != RefreshState::Running).then(|| ts(start)),
+    }
+}
+
+fn completed(id: &str, start: &str) -> Refresh {
+    refresh(id, RefreshType::Scheduled, RefreshState::Completed, start)
+}
+
+fn failed(id: &str, start: &str) -> Refresh {
+    refresh(id, RefreshType::Scheduled, RefreshState::Failed, start)
+}
+
+fn running(id: &str, start: &str) -> Refresh {
+    refresh(id, RefreshType::ViaApi, RefreshState::Running, start)
+}
+
+/// Power BI holds the desired schedule; the history is `history`.
+fn observed(desired: &Desired, history: Vec<Refresh>) -> Observed {
+    Observed {
+        schedule: Some(desired.schedule.clone()),
+        history,
+    }
+}
+
+fn plan(desired: &Desired, observed: &Observed, memory: &Memory, now: &str) -> Plan {
+    plan_actions(desired, observed, memory, TIMING, ts(now))
+}
+
+fn triggered(plan: &Plan) -> Option<&TriggerReason> {
+    plan.actions.iter().find_map(|a| match a {
+        Action::TriggerRefresh(reason) => Some(reason),
+        _ => None,
+    })
+}
+
+fn recover(id: &str) -> Vec<Action> {
+    vec![
+        Action::ApplyCredentials(ApplyReason::BeforeRefresh),
+        Action::TriggerRefresh(TriggerReason::RecoverFailure {
+            request_id: id.into(),
+        }),
+    ]
+}
+
+// Wednesday 2026-11-25, between the 06:00 and 12:30 slots.
+const MIDDAY: &str = "2026-11-25T09:00:00Z";
+
+#[test]
+fn healthy_dataset_does_nothing_and_wakes_before_the_next_slot() {
+    let d = desired();
+    let p = plan(
+        &d,
+        &observed(&d, vec![completed("a", "2026-11-25T06:01:00Z")]),
+        &Memory::default(),
+        MIDDAY,
+    );
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert_eq!(p.holdback, None);
+    assert_eq!(p.next_slot, Some(ts("2026-11-25T12:30:00Z")));
+    // The resync (1h) comes before the credential window at 12:20.
+    assert_eq!(p.requeue_after, Duration::from_secs(3600));
+}
+
+#[test]
+fn healthy_dataset_wakes_at_the_credential_window_when_it_comes_first() {
+    let d = desired();
+    let p = plan(
+        &d,
+        &observed(&d, vec![completed("a", "2026-11-25T06:01:00Z")]),
+        &Memory::default(),
+        "2026-11-25T12:00:00Z",
+    );
+    assert!(p.actions.is_empty());
+    assert_eq!(p.requeue_after, Duration::from_secs(20 * 60));
+}
+
+#[test]
+fn failed_refresh_is_recovered_with_fresh_credentials() {
+    let d = desired();
+    let p = plan(
+        &d,
+        &observed(&d, vec![failed("f1", "2026-11-25T06:01:00Z")]),
+        &Memory::default(),
+        MIDDAY,
+    );
+    assert_eq!(p.actions, recover("f1"));
+    assert_eq!(p.memory.handled_failure.as_deref(), Some("f1"));
+    assert_eq!(p.memory.attempts, 1);
+    assert_eq!(p.memory.last_attempt, Some(ts(MIDDAY)));
+    assert_eq!(p.memory.credentials_applied, Some(ts(MIDDAY)));
+    assert_eq!(p.requeue_after, TIMING.poll_interval);
+}
+
+#[test]
+fn failure_already_handled_is_not_retried() {
+    let d = desired();
+    let memory = Memory {
+        handled_failure: Some("f1".into()),
+        attempts: 1,
+        last_attempt: Some(ts("2026-11-25T08:59:00Z")),
+        credentials_applied: Some(ts("2026-11-25T08:59:00Z")),
+    };
+    let p = plan(
+        &d,
+        &observed(&d, vec![failed("f1", "2026-11-25T06:01:00Z")]),
+        &memory,
+        MIDDAY,
+    );
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert_eq!(p.memory, memory);
+}
+
+#[test]
+fn running_refresh_is_polled_and_never_doubled() {
+    let d = desired();
+    let history = vec![
+        running("r1", "2026-11-25T08:59:30Z"),
+        failed("f1", "2026-11-25T06:01:00Z"),
+    ];
+    let p = plan(&d, &observed(&d, history), &Memory::default(), MIDDAY);
+    assert_eq!(triggered(&p), None);
+    assert_eq!(p.requeue_after, TIMING.poll_interval);
+}
+
+#[test]
+fn polls_of_a_long_running_refresh_grow_but_stay_bounded() {
+    let d = desired();
+    let history = vec![running("r1", "2026-11-25T08:00:00Z")];
+    let p = plan(&d, &observed(&d, history), &Memory::default(), MIDDAY);
+    assert_eq!(p.requeue_after, Duration::from_secs(300));
+    let history = vec![running("r1", "2026-11-25T08:58:00Z")];
+    let p = plan(&d, &observed(&d, history), &Memory::default(), MIDDAY);
+    assert_eq!(p.requeue_after, Duration::from_secs(30));
+}
+
+#[test]
+fn requested_refresh_waits_for_a_running_one() {
+    let mut d = desired();
+    d.refresh_requested = Some("2026-11-25T08:59:00Z".into());
+    let p = plan(
+        &d,
+        &observed(&d, vec![running("r1", "2026-11-25T08:59:30Z")]),
+        &Memory::default(),
+        MIDDAY,
+    );
+    assert_eq!(triggered(&p), None);
+    assert_eq!(p.holdback, Some(Holdback::RefreshRunning));
+    assert_eq!(p.handled_request, None, "the request stays pending");
+}
+
+#[test]
+fn attempts_exhausted_for_the_day_stop_recovery_until_midnight() {
+    let d = desired();
+    let memory = Memory {
+        handled_failure: Some("f3".into()),
+        attempts: 3,
+        last_attempt: Some(ts("2026-11-25T08:00:00Z")),
+        credentials_applied: None,
+    };
+    let p = plan(
+        &d,
+        &observed(&d, vec![failed("f4", "2026-11-25T08:01:00Z")]),
+        &memory,
+        MIDDAY,
+    );
+    assert_eq!(triggered(&p), None);
+    assert_eq!(p.holdback, Some(Holdback::AttemptsExhausted));
+    // Midnight UTC is 15h away, but the credential window at 12:20 and the resync come first.
+    assert_eq!(p.requeue_after, Duration::from_secs(3600));
+}
+
+#[test]
+fn zero_attempts_a_day_turns_recovery_off() {
+    let mut d = desired();
+    d.max_attempts_per_day = 0;
+    let p = plan(
+        &d,
+        &observed(&d, vec![failed("f1", "2026-11-25T06:01:00Z")]),
+        &Memory::default(),
+        MIDDAY,
+    );
+    assert_eq!(triggered(&p), None);
+    assert_eq!(p.holdback, Some(Holdback::AttemptsExhausted));
+}
+
+#[test]
+fn daily_limit_reached_by_scheduled_refreshes_blocks_recovery() {
+    let mut d = desired_in(
+        &[
+            "00:00", "01:00", "02:00", "03:00", "04:00", "05:00", "06:00", "07:00",
+        ],
+        "UTC",
+    );
+    d.max_attempts_per_day = 5;
+    let history: Vec<Refresh> = (0..7)
+        .map(|h| completed(&format!("s{h}"), &format!("2026-11-25T0{h}:01:00Z")))
+        .chain([failed("f7", "2026-11-25T07:01:00Z")])
+        .rev()
+        .collect();
+    let p = plan(&d, &observed(&d, history), &Memory::default(), MIDDAY);
+    assert_eq!(p.refreshes_today, 8);
+    assert_eq!(triggered(&p), None);
+    assert_eq!(p.holdback, Some(Holdback::DailyLimitReached));
+}
+
+#[test]
+fn daily_limit_reserves_the_slots_still_ahead_today() {
+    // 7 slots left today (09:30 ... 12:30) plus one refresh so far: no room for a recovery.
+    let d = desired_in(
+        &[
+            "06:00", "09:30", "10:00", "10:30", "11:00", "11:30", "12:00", "12:30",
+        ],
+        "UTC",
+    );
+    let p = plan(
+        &d,
+        &observed(&d, vec![failed("f1", "2026-11-25T06:01:00Z")]),
+        &Memory::default(),
+        MIDDAY,
+    );
+    assert_eq!(p.holdback, Some(Holdback::DailyLimitReached));
+    // Premium has room.
+    let mut premium = d.clone();
+    premium.daily_refresh_limit = 48;
+    let p = plan(
+        &premium,
+        &observed(&premium, vec![failed("f1", "2026-11-25T06:01:00Z")]),
+        &Memory::default(),
+        MIDDAY,
+    );
+    assert_eq!(p.actions, recover("f1"));
+}
+
+#[test]
+fn on_demand_refreshes_do_not_count_against_the_daily_limit() {
+    let d = desired();
+    let history: Vec<Refresh> = (0..8)
+        .map(|i| {
+            refresh(
+                &format!("o{i}"),
+                RefreshType::OnDemand,
+                RefreshState::Completed,
+                &format!("2026-11-25T0{i}:10:00Z"),
+            )
+        })
+        .rev()
+        .collect();
+    let p = plan(&d, &observed(&d, history), &Memory::default(), MIDDAY);
+    assert_eq!(p.refreshes_today, 0);
+}
+
+#[test]
+fn refreshes_of_yesterday_do_not_count() {
+    let d = desired();
+    let history = vec![
+        failed("f1", "2026-11-25T06:01:00Z"),
+        completed("y", "2026-11-24T23:00:00Z"),
+    ];
+    let p = plan(&d, &observed(&d, history), &Memory::default(), MIDDAY);
+    assert_eq!(p.refreshes_today, 1);
+}
+
+#[test]
+fn backoff_not_over_waits_until_it_ends() {
+    let d = desired();
+    let memory = Memory {
+        handled_failure: Some("f1".into()),
+        attempts: 2,
+        last_attempt: Some(ts("2026-11-25T08:55:00Z")),
+        credentials_applied: Some(ts("2026-11-25T08:55:00Z")),
+    };
+    // After 2 attempts the wait is 10 minutes: until 09:05.
+    let p = plan(
+        &d,
+        &observed(&d, vec![failed("f2", "2026-11-25T08:56:00Z")]),
+        &memory,
+        MIDDAY,
+    );
+    assert_eq!(triggered(&p), None);
+    assert_eq!(
+        p.holdback,
+        Some(Holdback::Backoff(ts("2026-11-25T09:05:00Z")))
+    );
+    assert_eq!(p.requeue_after, Duration::from_secs(300));
+}
+
+#[test]
+fn backoff_over_retries() {
+    let d = desired();
+    let memory = Memory {
+        handled_failure: Some("f1".into()),
+        attempts: 1,
+        last_attempt: Some(ts("2026-11-25T08:50:00Z")),
+        credentials_applied: Some(ts("2026-11-25T08:50:00Z")),
+    };
+    let p = plan(
+        &d,
+        &observed(&d, vec![failed("f2", "2026-11-25T08:51:00Z")]),
+        &memory,
+        MIDDAY,
+    );
+    assert_eq!(p.actions, recover("f2"));
+    assert_eq!(p.memory.attempts, 2);
+}
+
+#[test]
+fn backoff_is_capped_at_max() {
+    let mut d = desired();
+    d.max_attempts_per_day = 20;
+    let memory = Memory {
+        handled_failure: Some("f9".into()),
+        attempts: 10,
+        last_attempt: Some(ts("2026-11-25T07:30:00Z")),
+        credentials_applied: None,
+    };
+    let p = plan(
+        &d,
+        &observed(&d, vec![failed("f10", "2026-11-25T07:31:00Z")]),
+        &memory,
+        MIDDAY,
+    );
+    assert_eq!(
+        p.holdback,
+        Some(Holdback::Backoff(ts("2026-11-25T09:30:00Z")))
+    );
+}
+
+#[test]
+fn success_resets_attempts() {
+    let d = desired();
+    let memory = Memory {
+        handled_failure: Some("f1".into()),
+        attempts: 2,
+        last_attempt: Some(ts("2026-11-25T08:00:00Z")),
+        credentials_applied: None,
+    };
+    let p = plan(
+        &d,
+        &observed(&d, vec![completed("c", "2026-11-25T08:01:00Z")]),
+        &memory,
+        MIDDAY,
+    );
+    assert_eq!(p.memory.attempts, 0);
+    // A later failure is retried at once, with no leftover backoff.
+    let p = plan(
+        &d,
+        &observed(&d, vec![failed("f2", "2026-11-25T08:30:00Z")]),
+        &p.memory,
+        MIDDAY,
+    );
+    assert_eq!(p.actions, recover("f2"));
+}
+
+#[test]
+fn a_new_day_starts_a_fresh_attempt_count() {
+    let d = desired();
+    let memory = Memory {
+        handled_failure: Some("f3".into()),
+        attempts: 3,
+        last_attempt: Some(ts("2026-11-24T22:00:00Z")),
+        credentials_applied: None,
+    };
+    let p = plan(
+        &d,
+        &observed(&d, vec![failed("f4", "2026-11-24T22:01:00Z")]),
+        &memory,
+        MIDDAY,
+    );
+    assert_eq!(p.actions, recover("f4"));
+    assert_eq!(p.memory.attempts, 1);
+}
+
+#[test]
+fn the_local_day_of_the_schedule_zone_decides_the_attempt_count() {
+    // 23:00Z on the 24th and 07:00Z on the 25th are different days in UTC but the same day
+    // (15:00 and 23:00 on the 24th) in Los Angeles: the attempts still count.
+    let d = desired_in(&["06:00"], "Pacific Standard Time");
+    let memory = Memory {
+        handled_failure: Some("f3".into()),
+        attempts: 3,
+        last_attempt: Some(ts("2026-11-24T23:00:00Z")),
+        credentials_applied: None,
+    };
+    let history = vec![failed("f4", "2026-11-24T23:01:00Z")];
+    let p = plan(
+        &d,
+        &observed(&d, history.clone()),
+        &memory,
+        "2026-11-25T07:00:00Z",
+    );
+    assert_eq!(p.holdback, Some(Holdback::AttemptsExhausted));
+    // An hour later it is a new day in Los Angeles.
+    let p = plan(&d, &observed(&d, history), &memory, "2026-11-25T08:00:00Z");
+    assert_eq!(p.actions, recover("f4"));
+}
+
+#[test]
+fn drift_in_days_is_fixed() {
+    let d = desired();
+    let mut actual = d.schedule.clone();
+    actual.days.remove(&jiff::civil::Weekday::Friday.into());
+    let o = Observed {
+        schedule: Some(actual),
+        history: vec![completed("a", "2026-11-25T06:01:00Z")],
+    };
+    let p = plan(&d, &o, &Memory::default(), MIDDAY);
+    assert_eq!(
+        p.actions,
+        vec![Action::UpdateSchedule(ScheduleUpdate::Set(
+            d.schedule.clone()
+        ))]
+    );
+}
+
+#[test]
+fn drift_in_times_is_fixed() {
+    let d = desired();
+    let actual =
+        RefreshSchedule::parse(true, &d.schedule.day_names(), &["06:00"], "UTC").expect("schedule");
+    assert_eq!(
+        schedule_update(&d.schedule, &actual),
+        Some(ScheduleUpdate::Set(d.schedule.clone()))
+    );
+}
+
+#[test]
+fn drift_in_time_zone_is_fixed_but_case_is_not_drift() {
+    let d = desired();
+    let mut actual = d.schedule.clone();
+    actual.time_zone_id = "GMT Standard Time".into();
+    assert!(schedule_update(&d.schedule, &actual).is_some());
+    actual.time_zone_id = "utc".into();
+    assert_eq!(schedule_update(&d.schedule, &actual), None);
+}
+
+#[test]
+fn schedule_switched_off_by_power_bi_is_switched_back_on() {
+    let d = desired();
+    let mut actual = d.schedule.clone();
+    actual.enabled = false;
+    let history = (1..=4)
+        .map(|i| failed(&format!("f{i}"), &format!("2026-11-2{i}T06:01:00Z")))
+        .rev()
+        .collect();
+    let memory = Memory {
+        handled_failure: Some("f4".into()),
+        ..Memory::default()
+    };
+    let p = plan(
+        &d,
+        &Observed {
+            schedule: Some(actual),
+            history,
+        },
+        &memory,
+        MIDDAY,
+    );
+    assert_eq!(
+        p.actions,
+        vec![Action::UpdateSchedule(ScheduleUpdate::Set(
+            d.schedule.clone()
+        ))]
+    );
+}
+
+#[test]
+fn a_disabled_desired_schedule_sends_only_the_disable() {
+    let mut d = desired();
+    d.schedule.enabled = false;
+    let actual = RefreshSchedule::parse(true, &["Sunday"], &["03:00"], "UTC").expect("schedule");
+    assert_eq!(
+        schedule_update(&d.schedule, &actual),
+        Some(ScheduleUpdate::Disable)
+    );
+    let mut off = actual.clone();
+    off.enabled = false;
+    assert_eq!(
+        schedule_update(&d.schedule, &off),
+        None,
+        "days and times of an off schedule do not matter"
+    );
+    let p = plan(
+        &d,
+        &Observed {
+            schedule: Some(off),
+            history: vec![],
+        },
+        &Memory::default(),
+        MIDDAY,
+    );
+    assert_eq!(p.next_slot, None);
+    assert!(p.actions.is_empty());
+}
+
+#[test]
+fn schedule_not_read_this_time_is_not_drift() {
+    let d = desired();
+    let o = Observed {
+        schedule: None,
+        history: vec![completed("a", "2026-11-25T06:01:00Z")],
+    };
+    assert!(plan(&d, &o, &Memory::default(), MIDDAY).actions.is_empty());
+}
+
+#[test]
+fn slot_in_the_lead_window_gets_fresh_credentials_once() {
+    let d = desired();
+    let o = observed(&d, vec![completed("a", "2026-11-25T06:01:00Z")]);
+    let p = plan(&d, &o, &Memory::default(), "2026-11-25T12:22:00Z");
+    assert_eq!(
+        p.actions,
+        vec![Action::ApplyCredentials(ApplyReason::BeforeSlot(ts(
+            "2026-11-25T12:30:00Z"
+        )))]
+    );
+    // Applied: the next reconcile in the window does nothing more.
+    let again = plan(&d, &o, &p.memory, "2026-11-25T12:25:00Z");
+    assert!(again.actions.is_empty(), "{:?}", again.actions);
+}
+
+#[test]
+fn slot_just_passed_without_credentials_still_gets_them() {
+    let d = desired();
+    let o = observed(&d, vec![completed("a", "2026-11-25T06:01:00Z")]);
+    let p = plan(&d, &o, &Memory::default(), "2026-11-25T12:35:00Z");
+    assert_eq!(
+        p.actions,
+        vec![Action::ApplyCredentials(ApplyReason::BeforeSlot(ts(
+            "2026-11-25T12:30:00Z"
+        )))]
+    );
+}
+
+#[test]
+fn slot_long_passed_waits_for_the_next_window() {
+    let d = desired();
+    let o = observed(&d, vec![completed("b", "2026-11-25T12:31:00Z")]);
+    let p = plan(&d, &o, &Memory::default(), "2026-11-25T13:00:00Z");
+    assert!(p.actions.is_empty());
+    // Next slot: Thursday 06:00, window 05:50; the resync comes first.
+    assert_eq!(p.next_slot, Some(ts("2026-11-26T06:00:00Z")));
+    assert_eq!(p.requeue_after, TIMING.resync_interval);
+}
+
+#[test]
+fn after_a_slot_the_outcome_is_watched_until_the_refresh_shows_up() {
+    let d = desired();
+    let o = observed(&d, vec![completed("a", "2026-11-25T06:01:00Z")]);
+    let memory = Memory {
+        credentials_applied: Some(ts("2026-11-25T12:20:00Z")),
+        ..Memory::default()
+    };
+    let p = plan(&d, &o, &memory, "2026-11-25T12:31:00Z");
+    assert!(p.actions.is_empty());
+    assert_eq!(p.requeue_after, TIMING.poll_interval);
+}
+
+#[test]
+fn a_weekend_has_no_slots_and_friday_evening_waits_for_monday() {
+    let d = desired();
+    let o = observed(&d, vec![completed("a", "2026-11-27T12:31:00Z")]);
+    let p = plan(&d, &o, &Memory::default(), "2026-11-27T20:00:00Z");
+    assert_eq!(p.next_slot, Some(ts("2026-11-30T06:00:00Z")));
+}
+
+#[test]
+fn midnight_rollover_in_the_schedule_zone() {
+    // 00:00 slots in Sydney: Monday 00:00 AEDT is Sunday 13:00Z.
+    let d = desired_in(&["00:00"], "AUS Eastern Standard Time");
+    let o = observed(&d, vec![]);
+    let p = plan(&d, &o, &Memory::default(), "2026-11-29T12:55:00Z");
+    assert_eq!(
+        p.actions,
+        vec![Action::ApplyCredentials(ApplyReason::BeforeSlot(ts(
+            "2026-11-29T13:00:00Z"
+        )))]
+    );
+}
+
+#[test]
+fn dst_change_moves_the_credential_window_with_the_slot() {
+    // New York leaves daylight time on 2026-11-01: 06:00 local is 11:00Z from Monday 2nd on.
+    let d = desired_in(&["06:00"], "Eastern Standard Time");
+    let o = observed(&d, vec![]);
+    let p = plan(&d, &o, &Memory::default(), "2026-11-02T10:52:00Z");
+    assert_eq!(
+        p.actions,
+        vec![Action::ApplyCredentials(ApplyReason::BeforeSlot(ts(
+            "2026-11-02T11:00:00Z"
+        )))]
+    );
+    let before = plan(&d, &o, &Memory::default(), "2026-11-02T09:52:00Z");
+    assert!(
+        before.actions.is_empty(),
+        "09:52Z was the window before the change only"
+    );
+}
+
+#[test]
+fn new_refresh_request_triggers_exactly_one_refresh() {
+    let mut d = desired();
+    d.refresh_requested = Some("2026-11-25T08:59:00Z".into());
+    let p = plan(
+        &d,
+        &observed(&d, vec![completed("a", "2026-11-25T06:01:00Z")]),
+        &Memory::default(),
+        MIDDAY,
+    );
+    assert_eq!(
+        p.actions,
+        vec![
+            Action::ApplyCredentials(ApplyReason::BeforeRefresh),
+            Action::TriggerRefresh(TriggerReason::Requested {
+                value: "2026-11-25T08:59:00Z".into()
+            }),
+        ]
+    );
+    assert_eq!(p.handled_request.as_deref(), Some("2026-11-25T08:59:00Z"));
+    assert_eq!(
+        p.memory.attempts, 0,
+        "a requested refresh is not a recovery attempt"
+    );
+}
+
+#[test]
+fn refresh_request_also_answers_a_pending_failure() {
+    let mut d = desired();
+    d.refresh_requested = Some("now".into());
+    let p = plan(
+        &d,
+        &observed(&d, vec![failed("f1", "2026-11-25T06:01:00Z")]),
+        &Memory::default(),
+        MIDDAY,
+    );
+    assert_eq!(p.actions.len(), 2);
+    assert_eq!(p.memory.handled_failure.as_deref(), Some("f1"));
+}
+
+#[test]
+fn refresh_request_beyond_the_daily_limit_is_handled_without_a_refresh() {
+    let mut d = desired();
+    d.daily_refresh_limit = 2;
+    d.refresh_requested = Some("now".into());
+    let history = vec![
+        completed("b", "2026-11-25T08:00:00Z"),
+        completed("a", "2026-11-25T06:01:00Z"),
+    ];
+    let p = plan(&d, &observed(&d, history), &Memory::default(), MIDDAY);
+    assert_eq!(triggered(&p), None);
+    assert_eq!(p.holdback, Some(Holdback::DailyLimitReached));
+    assert_eq!(p.handled_request.as_deref(), Some("now"));
+}
+
+#[test]
+fn suspended_dataset_plans_nothing_even_with_a_failure_or_request() {
+    let mut d = desired();
+    d.suspend = true;
+    d.refresh_requested = Some("now".into());
+    let mut actual = d.schedule.clone();
+    actual.enabled = false;
+    let o = Observed {
+        schedule: Some(actual),
+        history: vec![failed("f1", "2026-11-25T06:01:00Z")],
+    };
+    let p = plan(&d, &o, &Memory::default(), "2026-11-25T12:25:00Z");
+    assert!(p.actions.is_empty());
+    assert_eq!(
+        p.handled_request, None,
+        "the request waits until the dataset is resumed"
+    );
+    assert_eq!(p.requeue_after, TIMING.resync_interval);
+}
+
+#[test]
+fn request_made_while_suspended_is_served_after_resume() {
+    let mut d = desired();
+    d.refresh_requested = Some("during-suspend".into());
+    let p = plan(
+        &d,
+        &observed(&d, vec![completed("a", "2026-11-25T06:01:00Z")]),
+        &Memory::default(),
+        MIDDAY,
+    );
+    assert!(triggered(&p).is_some());
+}
+
+#[test]
+fn empty_history_is_healthy() {
+    let d = desired();
+    let p = plan(&d, &observed(&d, vec![]), &Memory::default(), MIDDAY);
+    assert!(p.actions.is_empty());
+    assert_eq!(p.refreshes_today, 0);
+}
+
+#[test]
+fn cancelled_refresh_is_not_treated_as_a_failure() {
+    let d = desired();
+    let history = vec![refresh(
+        "c",
+        RefreshType::ViaApi,
+        RefreshState::Cancelled,
+        "2026-11-25T08:00:00Z",
+    )];
+    let p = plan(&d, &observed(&d, history), &Memory::default(), MIDDAY);
+    assert_eq!(triggered(&p), None);
+}
+
+#[test]
+fn drift_fix_comes_before_recovery_in_the_same_plan() {
+    let d = desired();
+    let mut actual = d.schedule.clone();
+    actual.enabled = false;
+    let o = Observed {
+        schedule: Some(actual),
+        history: vec![failed("f1", "2026-11-25T06:01:00Z")],
+    };
+    let p = plan(&d, &o, &Memory::default(), MIDDAY);
+    assert!(matches!(p.actions.first(), Some(Action::UpdateSchedule(_))));
+    assert_eq!(&p.actions[1..], recover("f1").as_slice());
+}
