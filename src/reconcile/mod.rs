@@ -2,3 +2,4 @@
 //! execute (I/O), status (I/O).
 
 pub mod plan;
+pub mod validate;
