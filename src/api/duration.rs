@@ -10,7 +10,7 @@ use std::time::Duration;
 /// parts, each number at most five digits with an optional fraction, units `h`, `m`, `s`, `ms`.
 /// The digit limits keep every admitted value far below Go's 290-year maximum, so CEL's
 /// `duration()` never overflows on a value the pattern accepted.
-pub const PATTERN: &str = r"^([0-9]{1,5}(\.[0-9]{1,9})?(ms|h|m|s)){1,4}$";
+pub const PATTERN: &str = r"^([0-9]{1,5}([.][0-9]{1,9})?(ms|h|m|s)){1,4}$";
 
 /// Why a duration string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

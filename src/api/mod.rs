@@ -20,8 +20,48 @@ pub use xero_dataset::{
 pub const REGENERATE_CRD_COMMAND: &str = "cargo run -- crd > crds/xerodatasets.yaml";
 
 /// The `CustomResourceDefinition` of `XeroDataset`.
+///
+/// The schema's descriptions come from the doc comments, wrapped at 100 columns. kubectl explain
+/// wraps text itself and prints those line breaks as they are, so each paragraph is joined onto
+/// one line here (kube's derive has no option for it).
 pub fn crd() -> CustomResourceDefinition {
-    XeroDataset::crd()
+    let crd = XeroDataset::crd();
+    let Ok(mut value) = serde_json::to_value(&crd) else {
+        return crd;
+    };
+    unwrap_descriptions(&mut value);
+    serde_json::from_value(value).unwrap_or(crd)
+}
+
+/// Joins the lines of each paragraph of every `description` string in `value`.
+fn unwrap_descriptions(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                match child {
+                    serde_json::Value::String(text) if key == "description" => {
+                        *text = unwrap_paragraphs(text);
+                    }
+                    _ => unwrap_descriptions(child),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(unwrap_descriptions),
+        _ => {}
+    }
+}
+
+fn unwrap_paragraphs(text: &str) -> String {
+    text.split("\n\n")
+        .map(|paragraph| {
+            paragraph
+                .lines()
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 /// The CRD manifest as YAML, as committed in `crds/xerodatasets.yaml`.
@@ -31,4 +71,56 @@ pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
         "# Generated from src/api by `xero-operator crd`; do not edit.\n\
          # Regenerate with: {REGENERATE_CRD_COMMAND}\n{body}"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_are_one_line_per_paragraph() {
+        assert_eq!(
+            unwrap_paragraphs("one\ntwo\n\nthree\n four"),
+            "one two\n\nthree four"
+        );
+        let yaml = crd_yaml().unwrap();
+        assert!(
+            yaml.contains("re-enables it when Power BI switches it off"),
+            "{yaml}"
+        );
+    }
+
+    #[test]
+    fn the_crd_names_the_resource_as_documented() {
+        let crd = crd();
+        assert_eq!(
+            crd.metadata.name.as_deref(),
+            Some("xerodatasets.xero-operator.dev")
+        );
+        assert_eq!(crd.spec.names.short_names, Some(vec!["xds".to_owned()]));
+        assert_eq!(crd.spec.names.categories, Some(vec!["xero".to_owned()]));
+        assert_eq!(crd.spec.scope, "Namespaced");
+        let version = &crd.spec.versions[0];
+        assert_eq!(version.name, "v1alpha1");
+        let columns: Vec<_> = version
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| (c.name.as_str(), c.priority.unwrap_or(0)))
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                ("Dataset", 0),
+                ("Ready", 0),
+                ("Reason", 0),
+                ("Last Refresh", 0),
+                ("Last Success", 0),
+                ("Next Refresh", 0),
+                ("Suspended", 0),
+                ("Age", 0),
+                ("Message", 1)
+            ]
+        );
+    }
 }

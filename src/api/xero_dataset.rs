@@ -647,11 +647,13 @@ fn default_tenant_id_key() -> String {
 
 // CEL rules. Rules that call duration() first check the string's shape, so that a malformed
 // value gets the shape message instead of a CEL evaluation error.
+// Patterns are written without backslashes ([.] rather than an escaped dot) because they are
+// embedded in CEL string literals, where a backslash starts an escape sequence.
 
 const UUID_PATTERN: &str =
     "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 const DNS1123_SUBDOMAIN_PATTERN: &str =
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 const SECRET_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]+$";
 const TIME_OF_DAY_PATTERN: &str = "^([01][0-9]|2[0-3]):(00|30)$";
 
