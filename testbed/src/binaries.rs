@@ -80,6 +80,8 @@ fn locate() -> Result<TestbedBinaries> {
     if found.complete() {
         Ok(found)
     } else {
-        Err(Error::Binaries(format!("{dir} lacks etcd, kube-apiserver, kubectl or helm")))
+        Err(Error::Binaries(format!(
+            "{dir} lacks etcd, kube-apiserver, kubectl or helm"
+        )))
     }
 }

@@ -115,7 +115,8 @@ impl ControlPlane {
         let binaries = ensure_binaries()?;
         let (tempdir, dir) = match &options.dir {
             Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(io_err(format!("create {}", dir.display())))?;
                 (None, dir.clone())
             }
             None => {
@@ -153,8 +154,11 @@ impl ControlPlane {
 
         let admin_token = random_token()?;
         let tokens = dir.join("tokens.csv");
-        std::fs::write(&tokens, format!("{admin_token},admin,admin,\"system:masters\"\n"))
-            .map_err(io_err("write the token file"))?;
+        std::fs::write(
+            &tokens,
+            format!("{admin_token},admin,admin,\"system:masters\"\n"),
+        )
+        .map_err(io_err("write the token file"))?;
         let sa_key = dir.join("service-account.key");
         process::generate_rsa_key(&sa_key)?;
         let cert_dir = dir.join("certs");
@@ -312,7 +316,10 @@ impl ControlPlane {
     }
 
     fn check_children(&self) -> Result<()> {
-        let mut children = self.children.lock().map_err(|_| Error::Start("poisoned".into()))?;
+        let mut children = self
+            .children
+            .lock()
+            .map_err(|_| Error::Start("poisoned".into()))?;
         process::check_alive(&mut children, &self.dir)
     }
 
@@ -386,24 +393,32 @@ pub async fn install_crds(client: &Client, dir: &Path) -> Result<()> {
     };
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml"))
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|ext| ext == "yaml" || ext == "yml")
+        })
         .collect();
     paths.sort();
     let api = Api::<CustomResourceDefinition>::all(client.clone());
     let mut names = Vec::new();
     for path in paths {
-        let text = std::fs::read_to_string(&path).map_err(io_err(format!("read {}", path.display())))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(io_err(format!("read {}", path.display())))?;
         for document in serde_yaml::Deserializer::from_str(&text) {
             let value = serde_json::Value::deserialize(document)
                 .map_err(|e| Error::Start(format!("{}: {e}", path.display())))?;
             if value.is_null() {
                 continue;
             }
-            let crd: CustomResourceDefinition =
-                serde_json::from_value(value).map_err(|e| Error::Start(format!("{}: {e}", path.display())))?;
+            let crd: CustomResourceDefinition = serde_json::from_value(value)
+                .map_err(|e| Error::Start(format!("{}: {e}", path.display())))?;
             let name = crd.metadata.name.clone().unwrap_or_default();
-            api.patch(&name, &PatchParams::apply("xero-testbed").force(), &Patch::Apply(&crd))
-                .await?;
+            api.patch(
+                &name,
+                &PatchParams::apply("xero-testbed").force(),
+                &Patch::Apply(&crd),
+            )
+            .await?;
             names.push(name);
         }
     }
@@ -427,7 +442,9 @@ async fn wait_established(api: &Api<CustomResourceDefinition>, name: &str) -> Re
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(Error::Start(format!("CRD {name} not Established after 30s")));
+            return Err(Error::Start(format!(
+                "CRD {name} not Established after 30s"
+            )));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -471,7 +488,9 @@ fn wait_for_serving_cert(cert_dir: &Path, children: &mut [Child], dir: &Path) ->
         }
         process::check_alive(children, dir)?;
         if Instant::now() > deadline {
-            return Err(Error::Start("kube-apiserver wrote no serving certificate".into()));
+            return Err(Error::Start(
+                "kube-apiserver wrote no serving certificate".into(),
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }

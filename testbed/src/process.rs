@@ -55,7 +55,8 @@ impl Watchdog {
     }
 
     pub(crate) fn register(&mut self, child: &Child) -> Result<()> {
-        writeln!(self.stdin, "{}", child.id()).map_err(io_err("register a process with the watchdog"))
+        writeln!(self.stdin, "{}", child.id())
+            .map_err(io_err("register a process with the watchdog"))
     }
 
     pub(crate) fn into_stdin(self) -> ChildStdin {

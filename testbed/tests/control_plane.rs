@@ -33,7 +33,10 @@ async fn control_plane_serves_the_pinned_version_and_stores_objects() {
         "metadata": {"name": "probe"},
         "stringData": {"key": "value"},
     }));
-    secrets.create(&PostParams::default(), &secret).await.expect("create");
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create");
     let read = secrets.get("probe").await.expect("get");
     let data = read.data.expect("data");
     assert_eq!(data["key"].0, b"value");
@@ -42,10 +45,22 @@ async fn control_plane_serves_the_pinned_version_and_stores_objects() {
     let output = Command::new(&env.plane.binaries().kubectl)
         .arg("--kubeconfig")
         .arg(env.plane.kubeconfig_path())
-        .args(["get", "secret", "probe", "-n", &env.namespace, "-o", "jsonpath={.data.key}"])
+        .args([
+            "get",
+            "secret",
+            "probe",
+            "-n",
+            &env.namespace,
+            "-o",
+            "jsonpath={.data.key}",
+        ])
         .output()
         .expect("run kubectl");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&output.stdout), "dmFsdWU=");
 }
 
@@ -56,7 +71,10 @@ async fn rbac_is_enforced_for_service_account_tokens() {
     let ns = &env.namespace;
     let accounts = Api::<ServiceAccount>::namespaced(env.client.clone(), ns);
     accounts
-        .create(&PostParams::default(), &from_json(serde_json::json!({"metadata": {"name": "reader"}})))
+        .create(
+            &PostParams::default(),
+            &from_json(serde_json::json!({"metadata": {"name": "reader"}})),
+        )
         .await
         .expect("create service account");
     let request: TokenRequest = from_json(serde_json::json!({"spec": {"audiences": []}}));
@@ -67,7 +85,11 @@ async fn rbac_is_enforced_for_service_account_tokens() {
         .status
         .expect("token status")
         .token;
-    let reader = env.plane.client_with_token("reader", &token).await.expect("client");
+    let reader = env
+        .plane
+        .client_with_token("reader", &token)
+        .await
+        .expect("client");
     let reader_secrets = Api::<Secret>::namespaced(reader, ns);
 
     let denied = reader_secrets.list(&ListParams::default()).await;
@@ -199,11 +221,18 @@ fn two_control_planes_run_side_by_side_and_leave_nothing_behind() {
             .args(["get", "--raw", "/version"])
             .output()
             .expect("run kubectl");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         assert!(String::from_utf8_lossy(&output.stdout).contains(KUBE_VERSION));
     }
     let etcd_a = format!("--data-dir={}", a.join("etcd").display());
-    assert!(!processes_mentioning(&etcd_a).is_empty(), "etcd of the first control plane runs");
+    assert!(
+        !processes_mentioning(&etcd_a).is_empty(),
+        "etcd of the first control plane runs"
+    );
 
     // A graceful stop (SIGTERM) of one, and SIGKILL of the other: the watchdog must still stop
     // etcd and the API server of the killed one.

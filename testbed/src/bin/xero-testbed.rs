@@ -48,7 +48,10 @@ fn main() -> ExitCode {
     println!("kubectl:    {}", plane.binaries().kubectl.display());
     println!("helm:       {}", plane.binaries().helm.display());
 
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("xero-testbed: {err}");
@@ -56,13 +59,14 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(err) => {
-                eprintln!("xero-testbed: {err}");
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(err) => {
+                    eprintln!("xero-testbed: {err}");
+                    return;
+                }
+            };
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
