@@ -82,6 +82,20 @@ pub mod reason {
     pub const POWER_BI_FORBIDDEN: &str = "PowerBIForbidden";
     /// A Power BI or Xero call failed in a way that should pass (throttling, outage).
     pub const API_UNAVAILABLE: &str = "ApiUnavailable";
+    /// A refresh the operator watched completed (event reason).
+    pub const REFRESH_SUCCEEDED: &str = "RefreshSucceeded";
+    /// Power BI answered 429: the operator waits as long as Retry-After says.
+    pub const POWER_BI_THROTTLED: &str = "PowerBIThrottled";
+    /// Power BI failed with a server error, a timeout or a malformed answer.
+    pub const POWER_BI_UNAVAILABLE: &str = "PowerBIUnavailable";
+    /// Xero's identity service was throttling or unavailable.
+    pub const XERO_UNAVAILABLE: &str = "XeroUnavailable";
+    /// Another refresh would exceed the capacity's daily refresh limit (scheduled ones count).
+    pub const DAILY_LIMIT_REACHED: &str = "DailyLimitReached";
+    /// The operator waits for the recovery backoff to end before the next attempt.
+    pub const BACKOFF: &str = "Backoff";
+    /// The spec cannot be acted on (for example an unknown time zone); the message says why.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
 }
 
 /// The status of a condition: `True`, `False` or `Unknown`.
@@ -133,7 +147,8 @@ impl ConditionChange {
     }
 }
 
-/// Builds a condition of `type_` whose `lastTransitionTime` is `now`.
+/// Builds a condition of `type_` whose `lastTransitionTime` is `now`, in whole seconds as the API
+/// server stores it (see [`super::status_time`]).
 pub fn new_condition(
     type_: &str,
     status: ConditionStatus,
@@ -148,7 +163,7 @@ pub fn new_condition(
         reason: reason.to_owned(),
         message: message.into(),
         observed_generation,
-        last_transition_time: now,
+        last_transition_time: super::status_time(now.0),
     }
 }
 

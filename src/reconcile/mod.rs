@@ -2,4 +2,5 @@
 //! execute (I/O), status (I/O).
 
 pub mod plan;
+pub mod status;
 pub mod validate;
