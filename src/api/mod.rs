@@ -7,6 +7,7 @@ pub mod duration;
 mod xero_dataset;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResourceExt;
 
 pub use xero_dataset::{
@@ -15,6 +16,15 @@ pub use xero_dataset::{
     PowerBiSpec, RecoverySpec, RecoveryStatus, SHARED_MAX_TIMES_PER_DAY, ScheduleSpec,
     XeroCredentialsSecretRef, XeroDataset, XeroDatasetSpec, XeroDatasetStatus, XeroSpec,
 };
+
+/// A timestamp for the status, in whole seconds.
+///
+/// metav1.Time goes over the wire in whole seconds, so a status built from sub-second times
+/// never compares equal to the one read back, and a "write status only when it changed" check
+/// would always write. Build every status time with this.
+pub fn status_time(timestamp: jiff::Timestamp) -> Time {
+    Time(jiff::Timestamp::from_second(timestamp.as_second()).unwrap_or(timestamp))
+}
 
 /// The command that regenerates the committed CRD manifest `crds/xerodatasets.yaml`.
 pub const REGENERATE_CRD_COMMAND: &str = "cargo run -- crd > crds/xerodatasets.yaml";
@@ -76,6 +86,13 @@ pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_times_are_whole_seconds() {
+        let precise = jiff::Timestamp::from_nanosecond(1_700_000_000_987_654_321).unwrap();
+        assert_eq!(status_time(precise).0.as_second(), 1_700_000_000);
+        assert_eq!(status_time(precise).0.subsec_nanosecond(), 0);
+    }
 
     #[test]
     fn descriptions_are_one_line_per_paragraph() {
