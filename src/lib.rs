@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod metrics;
 pub mod reconcile;
 pub mod schedule;
+pub mod server;
 pub mod telemetry;
