@@ -7,13 +7,28 @@ use clap::{Parser, Subcommand};
 use xero_operator::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
-#[command(name = "xero-operator", version, about = "Keeps Power BI datasets built on Xero refreshing")]
+#[command(
+    name = "xero-operator",
+    version,
+    about = "Keeps Power BI datasets built on Xero refreshing"
+)]
 struct Cli {
     /// Log format.
-    #[arg(long, env = "XERO_OPERATOR_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "XERO_OPERATOR_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     log_format: LogFormat,
     /// Log level, as a tracing filter directive.
-    #[arg(long, env = "XERO_OPERATOR_LOG_LEVEL", default_value = "info", global = true)]
+    #[arg(
+        long,
+        env = "XERO_OPERATOR_LOG_LEVEL",
+        default_value = "info",
+        global = true
+    )]
     log_level: String,
     #[command(subcommand)]
     command: Command,

@@ -207,6 +207,23 @@ async fn kubectl_get_shows_the_health_columns() {
     }
     assert_eq!(by_id["SUSPENDED"], "true", "{output}");
 
+    // spec.suspend and spec.workspaceId are selectable fields.
+    let suspended = kubectl_ok(
+        &env,
+        &[
+            "get",
+            "xds",
+            "-n",
+            &env.namespace,
+            "--field-selector",
+            "spec.suspend=true",
+            "-o",
+            "name",
+        ],
+    )
+    .await;
+    assert_eq!(suspended.trim(), "xerodataset.xero-operator.dev/by-id");
+
     let wide = kubectl_ok(&env, &["get", "xds", "-n", &env.namespace, "-o", "wide"]).await;
     let rows = parse_table(&wide);
     assert_eq!(

@@ -14,12 +14,15 @@ use std::time::{Duration, Instant};
 use kube::api::Api;
 use serde_json::{Value, json};
 
+/// A change to the minimal manifest: a JSON pointer and its new value (`None` removes it).
+type Change = (&'static str, fn() -> Option<Value>);
+
 /// A change to the minimal manifest that the API server must refuse.
 struct Invalid {
     /// What the case is about.
     case: &'static str,
     /// Changes to the minimal manifest: JSON pointer and new value (`None` removes it).
-    changes: &'static [(&'static str, fn() -> Option<Value>)],
+    changes: &'static [Change],
     /// The field the error must name, as the API server writes paths.
     field: &'static str,
     /// A fragment of the message the user must see.
@@ -280,7 +283,7 @@ const INVALID: &[Invalid] = &[
 ];
 
 /// Edge cases the API server must accept, so the rules above are not stricter than documented.
-const VALID: &[(&str, &[(&str, fn() -> Option<Value>)])] = &[
+const VALID: &[(&str, &[Change])] = &[
     (
         "8 times on Shared",
         &[("/spec/schedule/times", || Some(json!(times(8))))],

@@ -23,6 +23,9 @@ pub const MAX_CREDENTIAL_LEAD_TIME: &str = "25m";
 /// A Power BI dataset (semantic model) built on Xero data, kept refreshing by xero-operator: the
 /// operator keeps its refresh schedule as specified, applies fresh Xero credentials before each
 /// scheduled refresh, and retries failed refreshes within the recovery limits.
+// Clippy reads the repeated `type_ = "string"` of the printcolumn(...) entries as duplicated
+// attributes; they are separate columns.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "xero-operator.dev",
