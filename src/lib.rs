@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod schedule;

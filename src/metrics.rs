@@ -39,6 +39,18 @@ pub struct OutcomeLabels {
     pub status: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ObjectLabels {
+    pub namespace: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExchangeLabels {
+    /// `Rotated`, or the failure reason (for example `XeroRefreshTokenRejected`).
+    pub outcome: String,
+}
+
 /// The operator's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -47,6 +59,8 @@ pub struct Metrics {
     actions: Family<ActionLabels, Counter>,
     refresh_outcomes: Family<OutcomeLabels, Counter>,
     datasets: Family<DatasetLabels, Gauge>,
+    last_success: Family<ObjectLabels, Gauge>,
+    token_exchanges: Family<ExchangeLabels, Counter>,
     dataset_states: Mutex<HashMap<String, DatasetLabels>>,
 }
 
@@ -89,8 +103,22 @@ impl Metrics {
             "XeroDatasets by Ready status and reason",
             datasets.clone(),
         );
+        let last_success = Family::<ObjectLabels, Gauge>::default();
+        registry.register(
+            "dataset_last_success_timestamp_seconds",
+            "Unix time when the latest successful refresh of each XeroDataset ended",
+            last_success.clone(),
+        );
+        let token_exchanges = Family::<ExchangeLabels, Counter>::default();
+        registry.register(
+            "token_exchanges",
+            "Xero refresh-token exchanges, by outcome",
+            token_exchanges.clone(),
+        );
         Metrics {
             registry,
+            last_success,
+            token_exchanges,
             reconciles,
             reconcile_duration,
             actions,
@@ -141,6 +169,25 @@ impl Metrics {
             self.datasets.get_or_create(&old).dec();
         }
         self.datasets.get_or_create(&labels).inc();
+    }
+
+    /// Sets when the latest successful refresh of `namespace/name` ended.
+    pub fn last_success(&self, namespace: &str, name: &str, unix_seconds: i64) {
+        self.last_success
+            .get_or_create(&ObjectLabels {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            })
+            .set(unix_seconds);
+    }
+
+    /// Records a Xero refresh-token exchange.
+    pub fn token_exchange(&self, outcome: &str) {
+        self.token_exchanges
+            .get_or_create(&ExchangeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// Forgets a deleted dataset.
