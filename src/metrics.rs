@@ -192,10 +192,10 @@ impl Metrics {
 
     /// Forgets a deleted dataset.
     pub fn dataset_deleted(&self, key: &str) {
-        if let Ok(mut states) = self.dataset_states.lock() {
-            if let Some(old) = states.remove(key) {
-                self.datasets.get_or_create(&old).dec();
-            }
+        if let Ok(mut states) = self.dataset_states.lock()
+            && let Some(old) = states.remove(key)
+        {
+            self.datasets.get_or_create(&old).dec();
         }
     }
 

@@ -2,13 +2,14 @@
 //! (conditions along every path, Flux style) and the events for what changed.
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::plan::{
     Action, ApplyReason, Holdback, Memory, Plan, Refresh, RefreshState, TriggerReason,
 };
 use crate::api::conditions::{self, ConditionStatus, new_condition, reason, set_condition};
-use crate::api::{CredentialsStatus, LastRefresh, RecoveryStatus, XeroDatasetStatus};
+use crate::api::{
+    CredentialsStatus, LastRefresh, RecoveryStatus, XeroDatasetStatus, status_time,
+};
 
 /// Why a reconcile could not finish.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,12 +123,12 @@ pub fn build_status(
             .find(|r| r.refresh.state == RefreshState::Completed)
             .and_then(|r| r.refresh.end_time.or(r.refresh.start_time))
         {
-            status.last_successful_refresh_time = Some(Time(success));
+            status.last_successful_refresh_time = Some(status_time(success));
         }
     }
 
     if let Some(plan) = &outcome.plan {
-        status.next_refresh_time = plan.next_slot.map(Time);
+        status.next_refresh_time = plan.next_slot.map(status_time);
         if let Some(value) = &plan.handled_request {
             status.last_handled_refresh_at = Some(value.clone());
         }
@@ -136,7 +137,7 @@ pub fn build_status(
             .credentials
             .get_or_insert_with(CredentialsStatus::default);
         if let Some(applied) = plan.memory.credentials_applied {
-            credentials.last_applied_time = Some(Time(applied));
+            credentials.last_applied_time = Some(status_time(applied));
         }
     }
     if outcome.access_token_expires_at.is_some() || outcome.refresh_token_rotated_at.is_some() {
@@ -144,10 +145,10 @@ pub fn build_status(
             .credentials
             .get_or_insert_with(CredentialsStatus::default);
         if let Some(at) = outcome.access_token_expires_at {
-            credentials.access_token_expires_at = Some(Time(at));
+            credentials.access_token_expires_at = Some(status_time(at));
         }
         if let Some(at) = outcome.refresh_token_rotated_at {
-            credentials.refresh_token_rotated_at = Some(Time(at));
+            credentials.refresh_token_rotated_at = Some(status_time(at));
         }
     }
 
@@ -156,13 +157,11 @@ pub fn build_status(
         .map(|c| c.reason.clone());
     set_conditions(&mut status, outcome, now);
     let ready = conditions::find_condition(&status.conditions, conditions::READY);
-    if let Some(ready) = ready {
-        let changed = old_ready_reason.as_deref() != Some(ready.reason.as_str());
-        if changed {
-            if let Some(event) = ready_event(ready.reason.as_str(), &ready.message, outcome) {
-                events.push(event);
-            }
-        }
+    if let Some(ready) = ready
+        && old_ready_reason.as_deref() != Some(ready.reason.as_str())
+        && let Some(event) = ready_event(ready.reason.as_str(), &ready.message, outcome)
+    {
+        events.push(event);
     }
     (status, events)
 }
@@ -172,7 +171,7 @@ fn triggered_record(request_id: &str, now: Timestamp) -> LastRefresh {
         request_id: request_id.to_owned(),
         refresh_type: Some("ViaApi".into()),
         status: "Unknown".into(),
-        start_time: Some(Time(now)),
+        start_time: Some(status_time(now)),
         ..LastRefresh::default()
     }
 }
@@ -188,8 +187,8 @@ fn last_refresh(record: &RefreshRecord) -> LastRefresh {
             super::plan::RefreshType::Other(other) => other.clone(),
         }),
         status: state_name(r.state).into(),
-        start_time: r.start_time.map(Time),
-        end_time: r.end_time.map(Time),
+        start_time: r.start_time.map(status_time),
+        end_time: r.end_time.map(status_time),
         error_code: record.error_code.clone(),
         error_message: record.error_message.clone(),
     }
@@ -221,9 +220,9 @@ fn recovery_status(
     RecoveryStatus {
         attempts_today: i32::try_from(memory.attempts).unwrap_or(i32::MAX),
         consecutive_failures: i32::try_from(consecutive_failures).unwrap_or(i32::MAX),
-        last_attempt_time: memory.last_attempt.map(Time),
+        last_attempt_time: memory.last_attempt.map(status_time),
         next_attempt_time: match holdback {
-            Some(Holdback::Backoff(end)) => Some(Time(end)),
+            Some(Holdback::Backoff(end)) => Some(status_time(end)),
             _ => None,
         },
         last_handled_failure_request_id: memory.handled_failure.clone(),
@@ -357,7 +356,7 @@ fn set_conditions(status: &mut XeroDatasetStatus, outcome: &Outcome, now: Timest
     let mut set = |type_: &str, state: ConditionStatus, why: &str, message: String| {
         set_condition(
             &mut status.conditions,
-            new_condition(type_, state, why, message, generation, Time(now)),
+            new_condition(type_, state, why, message, generation, status_time(now)),
         );
     };
     use ConditionStatus::{False, True, Unknown};
@@ -572,6 +571,7 @@ fn set_conditions(status: &mut XeroDatasetStatus, outcome: &Outcome, now: Timest
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use crate::reconcile::plan::RefreshType;
 
     fn ts(text: &str) -> Timestamp {

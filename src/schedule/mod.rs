@@ -165,10 +165,11 @@ impl RefreshSchedule {
             if self.days.contains(&DayOfWeek::from(day.weekday())) {
                 for time in &self.times {
                     let local = day.at(time.hour, time.minute, 0, 0);
-                    if let Ok(instant) = local.to_zoned(zone.clone()).map(|z| z.timestamp()) {
-                        if instant >= from && instant < to {
-                            slots.push(instant);
-                        }
+                    if let Ok(instant) = local.to_zoned(zone.clone()).map(|z| z.timestamp())
+                        && instant >= from
+                        && instant < to
+                    {
+                        slots.push(instant);
                     }
                 }
             }

@@ -481,10 +481,10 @@ fn wait_for_serving_cert(cert_dir: &Path, children: &mut [Child], dir: &Path) ->
     let deadline = Instant::now() + START_TIMEOUT;
     let cert = cert_dir.join("apiserver.crt");
     loop {
-        if let Ok(pem) = std::fs::read(&cert) {
-            if !pem.is_empty() {
-                return Ok(pem);
-            }
+        if let Ok(pem) = std::fs::read(&cert)
+            && !pem.is_empty()
+        {
+            return Ok(pem);
         }
         process::check_alive(children, dir)?;
         if Instant::now() > deadline {
