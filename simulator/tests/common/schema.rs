@@ -175,11 +175,10 @@ impl Schemas {
                         Some(property) => {
                             self.check(property, value, &format!("{at}.{name}"), errors)
                         }
-                        None if name == "@odata.context" && at == "$" => {
-                            if !value.is_string() {
-                                errors.push(format!("{at}.{name}: expected a string"));
-                            }
+                        None if name == "@odata.context" && at == "$" && !value.is_string() => {
+                            errors.push(format!("{at}.{name}: expected a string"));
                         }
+                        None if name == "@odata.context" && at == "$" => {}
                         None if is_object_schema => {
                             errors.push(format!("{at}: undeclared property {name:?}"))
                         }
