@@ -424,7 +424,7 @@ fn default_tenant_type() -> String {
 pub struct XeroTokenSeed {
     /// The token value.
     pub token: String,
-    /// The app it was issued to; the only app when absent.
+    /// The app it was issued to; the first app when absent.
     #[serde(default)]
     pub client_id: Option<String>,
     /// Tenants it grants; all the app's connections when absent.
@@ -441,7 +441,7 @@ pub struct XeroTokenSeed {
 pub struct XeroAccessTokenSeed {
     /// The token value.
     pub token: String,
-    /// The app it was issued to; the only app when absent.
+    /// The app it was issued to; the first app when absent.
     #[serde(default)]
     pub client_id: Option<String>,
     /// Tenants it grants; all the app's connections when absent.

@@ -160,8 +160,11 @@ impl XeroState {
         match client_id {
             Some(id) if self.apps.iter().any(|a| a.client_id == id) => Ok(id.to_owned()),
             Some(id) => Err(format!("Xero token for unknown app {id}")),
-            None if self.apps.len() == 1 => Ok(self.apps[0].client_id.clone()),
-            None => Err("a Xero token without clientId needs exactly one app".to_owned()),
+            None => self
+                .apps
+                .first()
+                .map(|a| a.client_id.clone())
+                .ok_or_else(|| "a Xero token needs an app to belong to".to_owned()),
         }
     }
 
