@@ -3,9 +3,16 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod endpoints;
+pub mod error;
+pub mod http;
+pub mod kube;
 pub mod leader;
 pub mod metrics;
+pub mod powerbi;
 pub mod reconcile;
 pub mod schedule;
+pub mod secret;
 pub mod server;
 pub mod telemetry;
+pub mod xero;

@@ -1,0 +1,264 @@
+//! Reading and writing the credential Secrets the XeroDatasets reference, with optimistic
+//! concurrency on writes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::{Map, Value, json};
+
+use crate::error::{ClientError, ErrorCategory};
+use crate::http::truncate;
+use crate::secret::SecretString;
+
+/// The field manager of the operator's writes to Secrets.
+pub const FIELD_MANAGER: &str = "xero-operator";
+
+/// The values of a Secret, with the resourceVersion they were read at.
+#[derive(Debug, Clone)]
+pub struct SecretValues {
+    namespace: String,
+    name: String,
+    resource_version: String,
+    data: BTreeMap<String, SecretString>,
+    /// Keys whose value is not UTF-8 text, which no credential is.
+    not_text: BTreeSet<String>,
+}
+
+impl SecretValues {
+    /// Values read from a Secret `namespace/name` at `resource_version`.
+    pub fn new(
+        namespace: impl Into<String>,
+        name: impl Into<String>,
+        resource_version: impl Into<String>,
+        data: BTreeMap<String, SecretString>,
+    ) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+            resource_version: resource_version.into(),
+            data,
+            not_text: BTreeSet::new(),
+        }
+    }
+
+    /// The Secret's namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The Secret's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The resourceVersion the values were read at; a write must name it.
+    pub fn resource_version(&self) -> &str {
+        &self.resource_version
+    }
+
+    /// The value of `key`, or `SecretKeyMissing` naming the Secret and the key (never a value)
+    /// when the key is absent, empty or not text.
+    pub fn value(&self, key: &str) -> Result<&SecretString, ClientError> {
+        let missing = |what: &str| {
+            ClientError::new(
+                ErrorCategory::SecretKeyMissing,
+                format!("Secret {}/{} {what} key {key:?}", self.namespace, self.name),
+            )
+        };
+        if self.not_text.contains(key) {
+            return Err(missing("has no UTF-8 text under"));
+        }
+        match self.data.get(key) {
+            Some(value) if !value.is_empty() => Ok(value),
+            Some(_) => Err(missing("has an empty value under")),
+            None => Err(missing("has no")),
+        }
+    }
+}
+
+/// A write of some keys of a Secret, accepted only if the Secret is still at
+/// `resource_version`.
+#[derive(Debug, Clone)]
+pub struct SecretWrite<'a> {
+    /// The resourceVersion the caller read; the API server refuses the write (409 Conflict)
+    /// when the Secret has changed since.
+    pub resource_version: &'a str,
+    /// Keys to set; other keys stay as they are.
+    pub data: Vec<(&'a str, &'a SecretString)>,
+    /// Annotations to set (never secret values).
+    pub annotations: Vec<(&'a str, String)>,
+}
+
+/// What the credential code needs from Secrets: read, and write with a resourceVersion
+/// precondition. [`SecretStore`] implements it on the Kubernetes API; tests wrap it to inject
+/// failures.
+pub trait SecretAccess: Send + Sync {
+    /// Reads the Secret `namespace/name`: `SecretNotFound` when it does not exist.
+    fn read(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<SecretValues, ClientError>> + Send;
+
+    /// Writes keys of the Secret `namespace/name` if it is still at the given
+    /// resourceVersion: `Conflict` when it changed, `SecretNotFound` when it is gone. Returns
+    /// the new resourceVersion.
+    fn write(
+        &self,
+        namespace: &str,
+        name: &str,
+        write: SecretWrite<'_>,
+    ) -> impl Future<Output = Result<String, ClientError>> + Send;
+}
+
+/// Secrets on the Kubernetes API.
+#[derive(Clone)]
+pub struct SecretStore {
+    client: kube::Client,
+}
+
+impl SecretStore {
+    /// A store using `client` (which needs get and patch on Secrets).
+    pub fn new(client: kube::Client) -> Self {
+        Self { client }
+    }
+}
+
+impl SecretAccess for SecretStore {
+    async fn read(&self, namespace: &str, name: &str) -> Result<SecretValues, ClientError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let secret = api
+            .get_opt(name)
+            .await
+            .map_err(|error| kube_error("read", namespace, name, &error))?
+            .ok_or_else(|| not_found(namespace, name))?;
+        let mut data = BTreeMap::new();
+        let mut not_text = BTreeSet::new();
+        for (key, ByteString(bytes)) in secret.data.unwrap_or_default() {
+            match String::from_utf8(bytes) {
+                Ok(text) => {
+                    data.insert(key, SecretString::new(text));
+                }
+                Err(_) => {
+                    not_text.insert(key);
+                }
+            }
+        }
+        Ok(SecretValues {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            resource_version: secret.metadata.resource_version.unwrap_or_default(),
+            data,
+            not_text,
+        })
+    }
+
+    async fn write(
+        &self,
+        namespace: &str,
+        name: &str,
+        write: SecretWrite<'_>,
+    ) -> Result<String, ClientError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        // An encoding failure must fail the write: a null in a merge patch would delete the key.
+        let data = write
+            .data
+            .iter()
+            .map(|(key, value)| {
+                serde_json::to_value(ByteString(value.expose().as_bytes().to_vec()))
+                    .map(|encoded| ((*key).to_owned(), encoded))
+            })
+            .collect::<Result<Map<String, Value>, _>>()
+            .map_err(|_| {
+                ClientError::new(
+                    ErrorCategory::SecretAccessFailed,
+                    format!("cannot encode the values to write to Secret {namespace}/{name}"),
+                )
+            })?;
+        let annotations: Map<String, Value> = write
+            .annotations
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), Value::String(value.clone())))
+            .collect();
+        // A merge patch naming the resourceVersion is refused with 409 Conflict when the Secret
+        // changed since it was read: the optimistic-concurrency precondition.
+        let patch = Patch::Merge(json!({
+            "metadata": {"resourceVersion": write.resource_version, "annotations": annotations},
+            "data": data,
+        }));
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
+        let written = api
+            .patch(name, &params, &patch)
+            .await
+            .map_err(|error| kube_error("write", namespace, name, &error))?;
+        Ok(written.metadata.resource_version.unwrap_or_default())
+    }
+}
+
+fn not_found(namespace: &str, name: &str) -> ClientError {
+    ClientError::new(
+        ErrorCategory::SecretNotFound,
+        format!("Secret {namespace}/{name} not found"),
+    )
+}
+
+/// Maps a Kubernetes API error. The API server's messages name objects and fields, not Secret
+/// values; the patch body itself is never quoted.
+fn kube_error(action: &str, namespace: &str, name: &str, error: &kube::Error) -> ClientError {
+    match error {
+        kube::Error::Api(status) if status.is_not_found() => not_found(namespace, name),
+        kube::Error::Api(status) if status.code == 409 => ClientError::new(
+            ErrorCategory::Conflict,
+            format!("Secret {namespace}/{name} changed since it was read"),
+        )
+        .with_http_status(409),
+        kube::Error::Api(status) => ClientError::new(
+            ErrorCategory::SecretAccessFailed,
+            format!(
+                "cannot {action} Secret {namespace}/{name}: {} {}: {}",
+                status.code,
+                status.reason,
+                truncate(&status.message, 300)
+            ),
+        )
+        .with_http_status(status.code),
+        other => ClientError::new(
+            ErrorCategory::SecretAccessFailed,
+            format!(
+                "cannot {action} Secret {namespace}/{name}: {}",
+                truncate(&other.to_string(), 300)
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_and_empty_keys_name_secret_and_key() {
+        let mut data = BTreeMap::new();
+        data.insert("clientId".to_owned(), SecretString::new("id-value"));
+        data.insert("refreshToken".to_owned(), SecretString::new(""));
+        let values = SecretValues::new("finance", "xero-app", "7", data);
+        assert_eq!(values.value("clientId").unwrap().expose(), "id-value");
+        for key in ["clientSecret", "refreshToken"] {
+            let error = values.value(key).unwrap_err();
+            assert_eq!(error.category(), ErrorCategory::SecretKeyMissing);
+            assert!(
+                error.message().contains("finance/xero-app"),
+                "{}",
+                error.message()
+            );
+            assert!(error.message().contains(key));
+            assert!(!error.message().contains("id-value"));
+        }
+    }
+}

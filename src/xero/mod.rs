@@ -1,0 +1,12 @@
+//! Xero: the refresh-token exchange, refresh-token rotation through the Secret, and
+//! connections (organisation to tenant).
+
+mod connections;
+mod exchange;
+mod rotation;
+
+pub use connections::{XeroConnection, XeroConnections, find_organisation};
+pub use exchange::{XeroTokenEndpoint, XeroTokens};
+pub use rotation::{
+    BeforeSecretWrite, ROTATED_AT_ANNOTATION, XeroAccessToken, XeroSecretRef, XeroTokenRotation,
+};

@@ -1,0 +1,331 @@
+//! Xero refresh-token rotation that never loses the refresh token.
+//!
+//! Every exchange returns a new refresh token; the one presented keeps working for 30 minutes
+//! (the grace period), then fails with `invalid_grant`. The protocol:
+//!
+//! 1. read the Secret (refresh token and resourceVersion);
+//! 2. exchange the refresh token at Xero;
+//! 3. write the new refresh token, and the rotation time, into the Secret with a resourceVersion
+//!    precondition;
+//! 4. only then hand out the access token.
+//!
+//! A crash or a failed write between 2 and 3 leaves the presented token in the Secret, and it
+//! still works within the grace period, so the next attempt exchanges it again. A write that
+//! conflicts re-reads the Secret: if its refresh token is unchanged (another key or a label
+//! changed) the same result is written again; if someone wrote a newer refresh token (a new
+//! sign-in), rotation continues from that one. Exchanges are single-flight per Secret and the
+//! access token is shared by every XeroDataset using the Secret until shortly before it expires.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use jiff::Timestamp;
+use reqwest::Url;
+use tokio::time::Instant;
+
+use super::exchange::{XeroTokenEndpoint, XeroTokens};
+use crate::error::{ClientError, ErrorCategory};
+use crate::http::RetryPolicy;
+use crate::kube::{SecretAccess, SecretStore, SecretValues, SecretWrite};
+use crate::secret::SecretString;
+
+/// The annotation on the Secret holding the time of the last rotation (RFC 3339).
+pub const ROTATED_AT_ANNOTATION: &str = "xero-operator.dev/refresh-token-rotated-at";
+
+/// How many times one rotation re-reads the Secret after a conflicting write or a superseded
+/// refresh token before giving up for now.
+const MAX_ROUNDS: u32 = 4;
+/// A cached access token is never handed out with less than this left.
+const MIN_REMAINING: Duration = Duration::from_secs(60);
+
+/// The Secret with a Xero app's credentials, and the keys to read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct XeroSecretRef {
+    /// Namespace of the Secret (the XeroDataset's).
+    pub namespace: String,
+    /// Name of the Secret.
+    pub name: String,
+    /// Key of the app's client id.
+    pub client_id_key: String,
+    /// Key of the app's client secret.
+    pub client_secret_key: String,
+    /// Key of the refresh token, which the rotation rewrites.
+    pub refresh_token_key: String,
+}
+
+impl XeroSecretRef {
+    /// The Secret `namespace/name` with the default keys `clientId`, `clientSecret` and
+    /// `refreshToken`.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+            client_id_key: "clientId".to_owned(),
+            client_secret_key: "clientSecret".to_owned(),
+            refresh_token_key: "refreshToken".to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for XeroSecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A Xero access token whose refresh token is safely stored.
+#[derive(Debug, Clone)]
+pub struct XeroAccessToken {
+    /// The bearer token for Xero (and for Power BI's OAuth2 data source credentials).
+    pub access_token: SecretString,
+    /// When it expires.
+    pub expires_at: Timestamp,
+    /// When the refresh token it came with was written to the Secret.
+    pub refresh_token_rotated_at: Timestamp,
+    renew_at: Instant,
+    lifetime: Duration,
+}
+
+impl XeroAccessToken {
+    fn issued(tokens: &XeroTokens, requested_at: Instant, rotated_at: Timestamp) -> Self {
+        let expires_at = rotated_at
+            .checked_add(jiff::SignedDuration::try_from(tokens.expires_in).unwrap_or_default())
+            .unwrap_or(rotated_at);
+        Self {
+            access_token: tokens.access_token.clone(),
+            expires_at,
+            refresh_token_rotated_at: rotated_at,
+            renew_at: requested_at + tokens.expires_in,
+            lifetime: tokens.expires_in,
+        }
+    }
+
+    /// Whether the token is good for at least `min_validity` more (capped at four fifths of
+    /// its lifetime, so that asking too much cannot turn every call into an exchange).
+    fn lasts(&self, min_validity: Duration) -> bool {
+        let wanted = min_validity
+            .min(self.lifetime.mul_f64(0.8))
+            .max(MIN_REMAINING);
+        Instant::now() + wanted <= self.renew_at
+    }
+}
+
+/// Called after Xero answered an exchange and before the new refresh token is written: the
+/// crash window. Production code sets none; tests use it to abort the task or to change the
+/// Secret at exactly that point.
+pub type BeforeSecretWrite = Arc<dyn Fn(&XeroSecretRef) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// The values an exchange uses, to recognise a Secret that has not changed since Xero
+/// rejected them (kept in memory only).
+#[derive(Clone, PartialEq, Eq)]
+struct AppCredentials {
+    client_id: SecretString,
+    client_secret: SecretString,
+    refresh_token: SecretString,
+}
+
+impl AppCredentials {
+    fn read(values: &SecretValues, secret: &XeroSecretRef) -> Result<Self, ClientError> {
+        Ok(Self {
+            client_id: values.value(&secret.client_id_key)?.clone(),
+            client_secret: values.value(&secret.client_secret_key)?.clone(),
+            refresh_token: values.value(&secret.refresh_token_key)?.clone(),
+        })
+    }
+}
+
+/// Xero's refusal of some credentials, remembered so that they are not presented again until
+/// the Secret changes.
+struct Rejection {
+    credentials: AppCredentials,
+    error: ClientError,
+}
+
+/// The state of one Secret; its lock makes exchanges single-flight.
+#[derive(Default)]
+struct SecretState {
+    access: Option<XeroAccessToken>,
+    rejection: Option<Rejection>,
+}
+
+enum Exchanged {
+    Tokens(XeroTokens),
+    /// Xero rejected the token but the Secret now holds another one: try that.
+    Superseded,
+}
+
+/// Rotates Xero refresh tokens stored in Secrets and hands out their access tokens.
+pub struct XeroTokenRotation<S = SecretStore> {
+    endpoint: XeroTokenEndpoint,
+    secrets: S,
+    states: Mutex<HashMap<XeroSecretRef, Arc<tokio::sync::Mutex<SecretState>>>>,
+    before_secret_write: Option<BeforeSecretWrite>,
+}
+
+impl<S: SecretAccess> XeroTokenRotation<S> {
+    /// Rotation against the identity service at `identity_url`, storing tokens through
+    /// `secrets`.
+    pub fn new(
+        http: reqwest::Client,
+        identity_url: &Url,
+        retry: RetryPolicy,
+        secrets: S,
+    ) -> Result<Self, ClientError> {
+        Ok(Self {
+            endpoint: XeroTokenEndpoint::new(http, identity_url, retry)?,
+            secrets,
+            states: Mutex::new(HashMap::new()),
+            before_secret_write: None,
+        })
+    }
+
+    /// Sets the hook called between Xero's answer and the Secret write.
+    pub fn with_before_secret_write(mut self, hook: BeforeSecretWrite) -> Self {
+        self.before_secret_write = Some(hook);
+        self
+    }
+
+    /// A Xero access token for the app and user in `secret`, good for at least
+    /// `min_validity` (capped at four fifths of the token's lifetime): the shared cached one, or
+    /// a new one from a rotation.
+    ///
+    /// Errors: `SecretNotFound` / `SecretKeyMissing`; `XeroRefreshTokenRejected` (also without
+    /// asking Xero again, while the Secret holds the same credentials Xero rejected);
+    /// `XeroClientRejected`; `Conflict` when the Secret kept changing; the transport
+    /// categories.
+    pub async fn access_token(
+        &self,
+        secret: &XeroSecretRef,
+        min_validity: Duration,
+    ) -> Result<XeroAccessToken, ClientError> {
+        let state = self.state(secret);
+        // Held across the exchange and the write: concurrent callers for this Secret wait and
+        // then share the result.
+        let mut state = state.lock().await;
+        if let Some(token) = state
+            .access
+            .as_ref()
+            .filter(|token| token.lasts(min_validity))
+        {
+            return Ok(token.clone());
+        }
+        state.access = None;
+        let token = self.rotate(secret, &mut state).await?;
+        state.access = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Forgets the cached access token of `secret`, for example after Xero answered 401 to it;
+    /// the next [`XeroTokenRotation::access_token`] rotates.
+    pub async fn forget(&self, secret: &XeroSecretRef) {
+        self.state(secret).lock().await.access = None;
+    }
+
+    fn state(&self, secret: &XeroSecretRef) -> Arc<tokio::sync::Mutex<SecretState>> {
+        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        states.entry(secret.clone()).or_default().clone()
+    }
+
+    async fn rotate(
+        &self,
+        secret: &XeroSecretRef,
+        state: &mut SecretState,
+    ) -> Result<XeroAccessToken, ClientError> {
+        // Tokens whose write conflicted, with the refresh token they replace.
+        let mut unwritten: Option<(SecretString, XeroTokens, Instant)> = None;
+        for _ in 0..MAX_ROUNDS {
+            let values = self.secrets.read(&secret.namespace, &secret.name).await?;
+            let credentials = AppCredentials::read(&values, secret)?;
+            let (tokens, requested_at) = match unwritten.take() {
+                Some((presented, tokens, requested_at))
+                    if presented == credentials.refresh_token =>
+                {
+                    (tokens, requested_at)
+                }
+                _ => {
+                    let requested_at = Instant::now();
+                    match self.exchange(secret, state, &credentials).await? {
+                        Exchanged::Tokens(tokens) => (tokens, requested_at),
+                        Exchanged::Superseded => continue,
+                    }
+                }
+            };
+            if let Some(hook) = &self.before_secret_write {
+                hook(secret).await;
+            }
+            let rotated_at = Timestamp::now();
+            let write = SecretWrite {
+                resource_version: values.resource_version(),
+                data: vec![(secret.refresh_token_key.as_str(), &tokens.refresh_token)],
+                annotations: vec![(ROTATED_AT_ANNOTATION, rotated_at.to_string())],
+            };
+            match self
+                .secrets
+                .write(&secret.namespace, &secret.name, write)
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(secret = %secret, %rotated_at, "rotated the Xero refresh token");
+                    return Ok(XeroAccessToken::issued(&tokens, requested_at, rotated_at));
+                }
+                Err(error) if error.category() == ErrorCategory::Conflict => {
+                    tracing::debug!(secret = %secret, "the Secret changed during the rotation; reading it again");
+                    unwritten = Some((credentials.refresh_token, tokens, requested_at));
+                }
+                // The access token is dropped: the refresh token it came with is not stored,
+                // and the presented one still works within the grace period.
+                Err(error) => return Err(error),
+            }
+        }
+        Err(ClientError::new(
+            ErrorCategory::Conflict,
+            format!("Secret {secret} kept changing while the Xero refresh token was rotated"),
+        ))
+    }
+
+    async fn exchange(
+        &self,
+        secret: &XeroSecretRef,
+        state: &mut SecretState,
+        credentials: &AppCredentials,
+    ) -> Result<Exchanged, ClientError> {
+        if let Some(rejection) = &state.rejection
+            && rejection.credentials == *credentials
+        {
+            return Err(rejection.error.clone());
+        }
+        state.rejection = None;
+        let error = match self
+            .endpoint
+            .exchange(
+                credentials.client_id.expose(),
+                &credentials.client_secret,
+                &credentials.refresh_token,
+            )
+            .await
+        {
+            Ok(tokens) => return Ok(Exchanged::Tokens(tokens)),
+            Err(error) => error,
+        };
+        match error.category() {
+            ErrorCategory::XeroRefreshTokenRejected | ErrorCategory::XeroClientRejected => {
+                // A sign-in or another writer may have stored a newer refresh token since the
+                // Secret was read; that one deserves a try before giving up.
+                let latest = self.secrets.read(&secret.namespace, &secret.name).await?;
+                if AppCredentials::read(&latest, secret)? != *credentials {
+                    return Ok(Exchanged::Superseded);
+                }
+                tracing::warn!(secret = %secret, reason = error.category().as_str(), "Xero rejected the credentials in the Secret");
+                state.rejection = Some(Rejection {
+                    credentials: credentials.clone(),
+                    error: error.clone(),
+                });
+                Err(error)
+            }
+            _ => Err(error),
+        }
+    }
+}
