@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod controller;
 pub mod endpoints;
 pub mod error;
 pub mod http;
@@ -11,6 +12,7 @@ pub mod leader;
 pub mod metrics;
 pub mod powerbi;
 pub mod reconcile;
+pub mod run;
 pub mod schedule;
 pub mod secret;
 pub mod server;

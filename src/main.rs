@@ -36,6 +36,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator: reconcile XeroDatasets until SIGTERM.
+    Run(Box<xero_operator::run::RunArgs>),
     /// Print the XeroDataset CustomResourceDefinition as YAML (what crds/xerodatasets.yaml holds).
     Crd,
 }
@@ -46,6 +48,13 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init_logging(cli.log_format, &cli.log_level);
     match cli.command {
+        Command::Run(args) => match xero_operator::run::run(*args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(%error, "xero-operator stopped");
+                ExitCode::FAILURE
+            }
+        },
         Command::Crd => match xero_operator::api::crd_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");

@@ -7,9 +7,7 @@ use super::plan::{
     Action, ApplyReason, Holdback, Memory, Plan, Refresh, RefreshState, TriggerReason,
 };
 use crate::api::conditions::{self, ConditionStatus, new_condition, reason, set_condition};
-use crate::api::{
-    CredentialsStatus, LastRefresh, RecoveryStatus, XeroDatasetStatus, status_time,
-};
+use crate::api::{CredentialsStatus, LastRefresh, RecoveryStatus, XeroDatasetStatus, status_time};
 
 /// Why a reconcile could not finish.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -571,8 +569,8 @@ fn set_conditions(status: &mut XeroDatasetStatus, outcome: &Outcome, now: Timest
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use crate::reconcile::plan::RefreshType;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn ts(text: &str) -> Timestamp {
         text.parse().expect("timestamp")

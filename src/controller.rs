@@ -1,0 +1,294 @@
+//! The controller runtime: watches XeroDatasets (spec and annotation changes only, so a status
+//! write never causes Power BI calls) and the Secrets they reference, runs the reconcile pipeline,
+//! writes status with server-side apply, publishes events, and requeues at the planned time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Predicate as _, WatchStreamExt as _, predicates, watcher};
+use kube::{Client, Resource, ResourceExt as _};
+
+use crate::api::conditions::{self, reason};
+use crate::api::{XeroDataset, XeroDatasetStatus};
+use crate::metrics::Metrics;
+use crate::reconcile::plan::Timing;
+use crate::reconcile::status::{EventSpec, Severity, build_status};
+use crate::reconcile::{Services, reconcile_dataset};
+use crate::server::Readiness;
+
+/// The field manager of the operator's status writes.
+pub const FIELD_MANAGER: &str = "xero-operator";
+
+/// Ready reasons that a change to a referenced Secret may fix.
+const SECRET_REASONS: [&str; 4] = [
+    reason::SECRET_NOT_FOUND,
+    reason::SECRET_KEY_MISSING,
+    reason::XERO_REFRESH_TOKEN_REJECTED,
+    reason::POWER_BI_UNAUTHORIZED,
+];
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub services: Services,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub timing: Timing,
+    /// When Power BI's schedule was last read per dataset, and for which generation: the schedule
+    /// is read on spec changes and at most once per resync interval otherwise.
+    schedule_checks: Mutex<HashMap<ObjectRef<XeroDataset>, (i64, Instant)>>,
+}
+
+impl Context {
+    pub fn new(client: Client, services: Services, metrics: Arc<Metrics>, timing: Timing) -> Self {
+        let recorder = Recorder::new(client.clone(), Reporter::from(FIELD_MANAGER));
+        Context {
+            client,
+            services,
+            recorder,
+            metrics,
+            timing,
+            schedule_checks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn schedule_check_due(&self, xds: &XeroDataset) -> bool {
+        let generation = xds.metadata.generation.unwrap_or(0);
+        let Ok(checks) = self.schedule_checks.lock() else {
+            return true;
+        };
+        match checks.get(&ObjectRef::from_obj(xds)) {
+            Some((checked_generation, at)) => {
+                *checked_generation != generation || at.elapsed() >= self.timing.resync_interval
+            }
+            None => true,
+        }
+    }
+
+    fn schedule_checked(&self, xds: &XeroDataset) {
+        if let Ok(mut checks) = self.schedule_checks.lock() {
+            checks.insert(
+                ObjectRef::from_obj(xds),
+                (xds.metadata.generation.unwrap_or(0), Instant::now()),
+            );
+        }
+    }
+}
+
+/// Errors that end a reconcile early: only writing to Kubernetes can fail here, since every
+/// Power BI and Xero failure becomes a condition instead.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("writing the status of {0}: {1}")]
+    StatusPatch(String, #[source] kube::Error),
+    #[error("the object has no namespace")]
+    NoNamespace,
+}
+
+/// Runs the pipeline for one XeroDataset and writes what it found.
+pub async fn reconcile(xds: Arc<XeroDataset>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let namespace = xds.namespace().ok_or(Error::NoNamespace)?;
+    let name = xds.name_any();
+    let span = tracing::info_span!("reconcile", %namespace, %name);
+    let _guard = span.enter();
+    let check_schedule = ctx.schedule_check_due(&xds);
+    let now = Timestamp::now();
+    let (outcome, requeue_after) =
+        reconcile_dataset(&xds, &ctx.services, ctx.timing, now, check_schedule).await;
+    if outcome.schedule_checked {
+        ctx.schedule_checked(&xds);
+    }
+    let (status, events) = build_status(xds.status.as_ref(), &outcome);
+    if xds.status.as_ref() != Some(&status) {
+        write_status(&ctx.client, &namespace, &name, &status)
+            .await
+            .map_err(|e| Error::StatusPatch(format!("{namespace}/{name}"), e))?;
+    }
+    publish(&ctx, &xds, &events).await;
+    record_metrics(&ctx, &namespace, &name, &status, &outcome, started);
+    tracing::debug!(requeue_after = ?requeue_after, "reconciled");
+    Ok(Action::requeue(requeue_after))
+}
+
+/// Writes the whole status with server-side apply under the operator's field manager.
+async fn write_status(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    status: &XeroDatasetStatus,
+) -> Result<(), kube::Error> {
+    let api = Api::<XeroDataset>::namespaced(client.clone(), namespace);
+    let patch = serde_json::json!({
+        "apiVersion": XeroDataset::api_version(&()),
+        "kind": XeroDataset::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(|_| ())
+}
+
+async fn publish(ctx: &Context, xds: &XeroDataset, events: &[EventSpec]) {
+    let reference = xds.object_ref(&());
+    for event in events {
+        let published = ctx
+            .recorder
+            .publish(
+                &Event {
+                    type_: match event.severity {
+                        Severity::Normal => EventType::Normal,
+                        Severity::Warning => EventType::Warning,
+                    },
+                    reason: event.reason.to_owned(),
+                    note: Some(event.message.chars().take(1000).collect()),
+                    action: event.reason.to_owned(),
+                    secondary: None,
+                },
+                &reference,
+            )
+            .await;
+        if let Err(err) = published {
+            tracing::warn!(reason = event.reason, error = %err, "could not publish an event");
+        }
+    }
+}
+
+fn record_metrics(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    status: &XeroDatasetStatus,
+    outcome: &crate::reconcile::status::Outcome,
+    started: Instant,
+) {
+    let result = outcome.failure.as_ref().map_or("Success", |f| f.reason);
+    ctx.metrics.reconciled(result, started.elapsed());
+    for action in &outcome.executed {
+        ctx.metrics.action(crate::reconcile::action_name(action));
+    }
+    if let Some(success) = &status.last_successful_refresh_time {
+        ctx.metrics
+            .last_success(namespace, name, success.0.as_second());
+    }
+    if let Some(ready) = conditions::find_condition(&status.conditions, conditions::READY) {
+        ctx.metrics
+            .dataset_state(&format!("{namespace}/{name}"), &ready.status, &ready.reason);
+    }
+}
+
+/// Called when `reconcile` fails (only status writes can): try again soon.
+pub fn error_policy(xds: Arc<XeroDataset>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(name = %xds.name_any(), error = %error, "reconcile failed");
+    ctx.metrics.reconciled("StatusWriteFailed", Duration::ZERO);
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Runs the controller for one namespace (or all when `namespace` is `None`) until `shutdown`.
+pub async fn run_controller(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    concurrency: u16,
+    readiness: Arc<Readiness>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let (datasets, secrets) = match &namespace {
+        Some(ns) => (
+            Api::<XeroDataset>::namespaced(client.clone(), ns),
+            Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), ns),
+        ),
+        None => (
+            Api::<XeroDataset>::all(client.clone()),
+            Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+        ),
+    };
+    let (reader, writer) = reflector::store();
+    // Spec and annotation changes only: the operator's own status writes do not come back as work.
+    let dataset_changes = watcher(datasets, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation.combine(predicates::annotations),
+            Default::default(),
+        );
+    let secret_changes = watcher(secrets, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .touched_objects()
+        .predicate_filter(predicates::resource_version, Default::default());
+    let mapping_store = reader.clone();
+    let ready_store = reader.clone();
+    tokio::spawn(async move {
+        if ready_store.wait_until_ready().await.is_ok() {
+            readiness.set_ready();
+            tracing::info!("initial list of XeroDatasets synced");
+        }
+    });
+    Controller::for_stream(dataset_changes, reader)
+        .watches_stream(secret_changes, move |secret| {
+            datasets_waiting_for_secret(&mapping_store, &secret)
+        })
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "controller event");
+            }
+        })
+        .await;
+}
+
+/// The XeroDatasets in the Secret's namespace that reference it and wait for it to change: a
+/// healthy dataset reads the Secret when it needs it, so rotations by the operator itself do not
+/// cause reconciles.
+fn datasets_waiting_for_secret<S: Resource>(
+    store: &Store<XeroDataset>,
+    secret: &S,
+) -> Vec<ObjectRef<XeroDataset>> {
+    let (Some(namespace), Some(name)) = (
+        secret.meta().namespace.as_deref(),
+        secret.meta().name.as_deref(),
+    ) else {
+        return Vec::new();
+    };
+    store
+        .state()
+        .iter()
+        .filter(|xds| xds.metadata.namespace.as_deref() == Some(namespace))
+        .filter(|xds| references_secret(xds, name))
+        .filter(|xds| waits_for_secret(xds))
+        .map(|xds| ObjectRef::from_obj(xds.as_ref()))
+        .collect()
+}
+
+fn references_secret(xds: &XeroDataset, name: &str) -> bool {
+    xds.spec.xero.credentials_secret_ref.name == name
+        || xds
+            .spec
+            .power_bi
+            .credentials_secret_ref
+            .as_ref()
+            .is_some_and(|r| r.name == name)
+}
+
+fn waits_for_secret(xds: &XeroDataset) -> bool {
+    xds.status
+        .as_ref()
+        .and_then(|s| conditions::find_condition(&s.conditions, conditions::READY))
+        .is_none_or(|ready| SECRET_REASONS.contains(&ready.reason.as_str()))
+}

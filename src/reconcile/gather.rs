@@ -1,0 +1,239 @@
+//! The gather step: the Power BI token, the dataset's id, its refresh history and (when due) its
+//! schedule, turned into the planner's observed state.
+
+use super::plan::{Observed, Refresh, RefreshState, RefreshType};
+use super::status::{Failure, RefreshRecord};
+use super::validate::{DatasetName, ValidatedSpec};
+use super::{CloudClients, Service, Services, StepError};
+use crate::api::XeroDatasetStatus;
+use crate::api::conditions::reason;
+use crate::kube::SecretAccess as _;
+use crate::powerbi::models;
+use crate::powerbi::{ClientSecretCredential, EntraCredential, WorkloadIdentity};
+use crate::schedule::RefreshSchedule;
+use crate::secret::SecretString;
+
+/// What one reconcile works with.
+pub(super) struct Session<'a> {
+    pub services: &'a Services,
+    pub cloud: &'a CloudClients,
+    pub namespace: &'a str,
+    pub spec: &'a ValidatedSpec,
+}
+
+/// What the gather step found.
+pub(super) struct Gathered {
+    pub dataset_id: String,
+    pub observed: Observed,
+    pub records: Vec<RefreshRecord>,
+}
+
+impl Session<'_> {
+    /// A Power BI access token for the dataset's identity.
+    pub async fn powerbi_token(&self) -> Result<SecretString, StepError> {
+        let credential = self.entra_credential().await?;
+        self.cloud
+            .entra
+            .token(&credential)
+            .await
+            .map_err(|e| StepError::Call(e, Service::PowerBi))
+    }
+
+    async fn entra_credential(&self) -> Result<EntraCredential, StepError> {
+        let Some(secret_ref) = &self.spec.powerbi_secret else {
+            return WorkloadIdentity::from_env()
+                .map(EntraCredential::WorkloadIdentity)
+                .map_err(|e| StepError::Call(e, Service::PowerBi));
+        };
+        let kube = |e| StepError::Call(e, Service::Kubernetes);
+        let secret = self
+            .services
+            .secrets
+            .read(self.namespace, &secret_ref.name)
+            .await
+            .map_err(kube)?;
+        Ok(EntraCredential::ClientSecret(ClientSecretCredential {
+            tenant_id: secret
+                .value(&secret_ref.tenant_id_key)
+                .map_err(kube)?
+                .expose()
+                .to_owned(),
+            client_id: secret
+                .value(&secret_ref.client_id_key)
+                .map_err(kube)?
+                .expose()
+                .to_owned(),
+            client_secret: secret
+                .value(&secret_ref.client_secret_key)
+                .map_err(kube)?
+                .clone(),
+        }))
+    }
+}
+
+/// Refresh history entries read per reconcile: enough for a day of refreshes on the capacity
+/// plus on-demand ones.
+fn history_depth(daily_limit: u32) -> u32 {
+    daily_limit + 12
+}
+
+pub(super) async fn gather(
+    session: &Session<'_>,
+    status: Option<&XeroDatasetStatus>,
+    generation: Option<i64>,
+    check_schedule: bool,
+) -> Result<Gathered, StepError> {
+    let token = session.powerbi_token().await?;
+    let powerbi = &session.cloud.powerbi;
+    let workspace = session.spec.workspace_id.as_str();
+    let call = |e| StepError::Call(e, Service::PowerBi);
+    let dataset_id = match &session.spec.dataset {
+        DatasetName::Id(id) => id.clone(),
+        DatasetName::Name(name) => {
+            // The id resolved for the same spec generation is kept in the status.
+            let resolved = status
+                .filter(|s| s.observed_generation.is_some() && s.observed_generation == generation)
+                .and_then(|s| s.dataset_id.clone());
+            match resolved {
+                Some(id) => id,
+                None => resolve_dataset(
+                    &powerbi.datasets(&token, workspace).await.map_err(call)?,
+                    name,
+                )?,
+            }
+        }
+    };
+    let history = powerbi
+        .refresh_history(
+            &token,
+            workspace,
+            &dataset_id,
+            Some(history_depth(session.spec.desired.daily_refresh_limit)),
+        )
+        .await
+        .map_err(|e| dataset_error(e, &dataset_id))?;
+    let schedule = if check_schedule {
+        let actual = powerbi
+            .refresh_schedule(&token, workspace, &dataset_id)
+            .await
+            .map_err(|e| dataset_error(e, &dataset_id))?;
+        Some(observed_schedule(&actual))
+    } else {
+        None
+    };
+    let records: Vec<RefreshRecord> = newest_first(history).iter().map(record).collect();
+    Ok(Gathered {
+        dataset_id,
+        observed: Observed {
+            schedule,
+            history: records.iter().map(|r| r.refresh.clone()).collect(),
+        },
+        records,
+    })
+}
+
+fn dataset_error(err: crate::error::ClientError, dataset_id: &str) -> StepError {
+    if err.category() == crate::error::ErrorCategory::NotFound {
+        StepError::Finding(Failure {
+            reason: reason::DATASET_NOT_FOUND,
+            message: format!(
+                "dataset {dataset_id} was not found in the workspace: {}",
+                err.message()
+            ),
+            needs_human: true,
+        })
+    } else {
+        StepError::Call(err, Service::PowerBi)
+    }
+}
+
+fn resolve_dataset(datasets: &[models::Dataset], name: &str) -> Result<String, StepError> {
+    let matches: Vec<&models::Dataset> = datasets.iter().filter(|d| d.name == name).collect();
+    match matches.as_slice() {
+        [one] => Ok(one.id.clone()),
+        [] => Err(StepError::Finding(Failure {
+            reason: reason::DATASET_NOT_FOUND,
+            message: format!("no dataset named {name:?} in the workspace"),
+            needs_human: true,
+        })),
+        several => Err(StepError::Finding(Failure {
+            reason: reason::DATASET_AMBIGUOUS,
+            message: format!(
+                "{} datasets are named {name:?} in the workspace; name the dataset by id in spec.dataset.id",
+                several.len()
+            ),
+            needs_human: true,
+        })),
+    }
+}
+
+/// Power BI's schedule as a value; unparseable entries (which Power BI does not produce) are
+/// kept as a difference by dropping them, so that the operator rewrites the schedule.
+fn observed_schedule(actual: &models::RefreshSchedule) -> RefreshSchedule {
+    RefreshSchedule {
+        enabled: actual.enabled,
+        days: actual
+            .days
+            .iter()
+            .filter_map(|d| crate::schedule::parse_day(d).ok().map(Into::into))
+            .collect(),
+        times: actual
+            .times
+            .iter()
+            .filter_map(|t| crate::schedule::SlotTime::parse(t).ok())
+            .collect(),
+        time_zone_id: actual.local_time_zone_id.clone().unwrap_or_default(),
+    }
+}
+
+/// The history newest first (the service's order is not promised).
+fn newest_first(mut history: Vec<models::Refresh>) -> Vec<models::Refresh> {
+    history.sort_by(|a, b| b.start_time.cmp(&a.start_time));
+    history
+}
+
+fn record(refresh: &models::Refresh) -> RefreshRecord {
+    let exception = refresh.service_exception();
+    RefreshRecord {
+        refresh: Refresh {
+            request_id: refresh
+                .request_id
+                .clone()
+                .or_else(|| refresh.id.map(|id| id.to_string()))
+                .unwrap_or_default(),
+            refresh_type: match refresh.refresh_type.clone() {
+                Some(models::RefreshType::Scheduled) => RefreshType::Scheduled,
+                Some(models::RefreshType::OnDemand) => RefreshType::OnDemand,
+                Some(models::RefreshType::ViaApi) => RefreshType::ViaApi,
+                Some(models::RefreshType::Other(name)) => RefreshType::Other(name),
+                Some(other) => RefreshType::Other(
+                    match other {
+                        models::RefreshType::ViaXmlaEndpoint => "ViaXmlaEndpoint",
+                        models::RefreshType::ViaEnhancedApi => "ViaEnhancedApi",
+                        models::RefreshType::OnDemandTraining => "OnDemandTraining",
+                        _ => "Other",
+                    }
+                    .to_owned(),
+                ),
+                None => RefreshType::Other(String::new()),
+            },
+            state: if refresh.is_running() {
+                RefreshState::Running
+            } else {
+                match &refresh.status {
+                    models::RefreshStatus::Completed => RefreshState::Completed,
+                    models::RefreshStatus::Failed => RefreshState::Failed,
+                    models::RefreshStatus::Cancelled => RefreshState::Cancelled,
+                    models::RefreshStatus::Disabled => RefreshState::Disabled,
+                    // Unknown with an end time, or a status this client does not know: not a
+                    // failure to recover from, and not running.
+                    _ => RefreshState::Cancelled,
+                }
+            },
+            start_time: refresh.start_time,
+            end_time: refresh.end_time,
+        },
+        error_code: exception.as_ref().and_then(|e| e.code.clone()),
+        error_message: exception.and_then(|e| e.description),
+    }
+}

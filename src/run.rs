@@ -1,0 +1,220 @@
+//! `xero-operator run`: connects to Kubernetes, checks the CRD, serves the health and metrics
+//! endpoints, optionally wins leader election, and runs the controller until SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+use kube::api::{Api, ListParams};
+use tokio::sync::watch;
+
+use crate::api::{XeroDataset, duration};
+use crate::controller::{Context, run_controller};
+use crate::endpoints::Endpoints;
+use crate::leader::{ElectionEnd, LeaseSettings, run_election};
+use crate::metrics::Metrics;
+use crate::reconcile::Services;
+use crate::reconcile::plan::Timing;
+use crate::server::{Readiness, serve};
+
+/// Flags of `xero-operator run`; each one can also be set by its environment variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub endpoints: Endpoints,
+    /// Namespaces to watch, comma-separated; all namespaces when empty.
+    #[arg(long, env = "XERO_OPERATOR_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
+    /// XeroDatasets reconciled at the same time (per watched namespace).
+    #[arg(long, env = "XERO_OPERATOR_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: u16,
+    /// Longest time between two reconciles of a dataset (the schedule drift check).
+    #[arg(long, env = "XERO_OPERATOR_RESYNC_INTERVAL", default_value = "2h", value_parser = parse_duration)]
+    pub resync_interval: Duration,
+    /// First poll of a running refresh; later polls grow with its age, up to 5 minutes.
+    #[arg(long, env = "XERO_OPERATOR_REFRESH_POLL_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    pub refresh_poll_interval: Duration,
+    /// Address of the /metrics, /livez and /readyz endpoints.
+    #[arg(
+        long,
+        env = "XERO_OPERATOR_METRICS_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub metrics_addr: SocketAddr,
+    /// Take part in leader election so that only one replica reconciles.
+    #[arg(long, env = "XERO_OPERATOR_LEADER_ELECTION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Namespace of the leader Lease (the operator's own namespace).
+    #[arg(
+        long,
+        env = "XERO_OPERATOR_LEADER_ELECTION_NAMESPACE",
+        default_value = "default"
+    )]
+    pub leader_election_namespace: String,
+    /// Name of the leader Lease.
+    #[arg(
+        long,
+        env = "XERO_OPERATOR_LEADER_ELECTION_LEASE",
+        default_value = "xero-operator"
+    )]
+    pub leader_election_lease: String,
+    /// This replica's identity in the election (the pod name).
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    duration::parse(text).map_err(|e| e.to_string())
+}
+
+/// Why the operator could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot connect to Kubernetes: {0}")]
+    Connect(#[source] kube::Error),
+    #[error(
+        "the XeroDataset CRD (xerodatasets.xero-operator.dev) is not installed or not served: {0}; install it with `xero-operator crd | kubectl apply -f -` or the Helm chart"
+    )]
+    CrdMissing(#[source] kube::Error),
+    #[error("invalid endpoint configuration: {0}")]
+    Endpoints(#[source] crate::error::ClientError),
+    #[error("cannot serve the health and metrics endpoints: {0}")]
+    Server(#[source] std::io::Error),
+    #[error("lost the leader lease; exiting so that a new leader can take over")]
+    LostLeadership,
+}
+
+/// Runs the operator until SIGTERM or SIGINT.
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    let client = Client::try_default().await.map_err(RunError::Connect)?;
+    // Listing needs only the operator's own RBAC (no access to CRDs themselves).
+    Api::<XeroDataset>::all(client.clone())
+        .list(&ListParams::default().limit(1))
+        .await
+        .map_err(RunError::CrdMissing)?;
+    let services = Services::new(client.clone(), &args.endpoints).map_err(RunError::Endpoints)?;
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Arc::new(Readiness::default());
+    let timing = Timing {
+        resync_interval: args.resync_interval,
+        poll_interval: args.refresh_poll_interval,
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        services,
+        metrics.clone(),
+        timing,
+    ));
+
+    let (stop_tx, stop) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let on_signal = stop_tx.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = on_signal.send(true);
+    });
+    let server = tokio::spawn(serve(
+        args.metrics_addr,
+        metrics,
+        readiness.clone(),
+        stopped(stop.clone()),
+    ));
+
+    let (leading_tx, mut leading) = watch::channel(!args.leader_election);
+    let election = args.leader_election.then(|| {
+        let identity = args
+            .pod_name
+            .clone()
+            .unwrap_or_else(|| format!("xero-operator-{}", std::process::id()));
+        let settings = LeaseSettings::new(
+            &args.leader_election_namespace,
+            &args.leader_election_lease,
+            &identity,
+        );
+        tokio::spawn(run_election(
+            client.clone(),
+            settings,
+            leading_tx,
+            stop.clone(),
+        ))
+    });
+    if args.leader_election {
+        // A standby replica is healthy and ready; only the leader reconciles.
+        readiness.set_ready();
+        tracing::info!("waiting to become the leader");
+        let mut stop_wait = stop.clone();
+        tokio::select! {
+            _ = leading.wait_for(|l| *l) => {}
+            _ = stop_wait.wait_for(|s| *s) => {}
+        }
+    }
+
+    if !*stop.borrow() {
+        // Stop reconciling on shutdown, or at once when leadership is lost.
+        let mut lost = leading.clone();
+        let mut stop_or_lost = stop.clone();
+        let shutdown = async move {
+            tokio::select! {
+                _ = stop_or_lost.wait_for(|s| *s) => {}
+                _ = lost.wait_for(|l| !*l) => {}
+            }
+        };
+        let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+        let namespaces: Vec<Option<String>> = if args.watch_namespaces.is_empty() {
+            vec![None]
+        } else {
+            args.watch_namespaces
+                .iter()
+                .map(|ns| Some(ns.clone()))
+                .collect()
+        };
+        tracing::info!(namespaces = ?args.watch_namespaces, "starting the controller");
+        let controllers = namespaces.into_iter().map(|ns| {
+            run_controller(
+                ctx.clone(),
+                ns,
+                args.concurrency,
+                readiness.clone(),
+                shutdown.clone(),
+            )
+        });
+        futures::future::join_all(controllers).await;
+    }
+    // The controllers stop on a signal or when leadership is lost; either way, stop the rest.
+    let _ = stop_tx.send(true);
+
+    let lost_leadership = match election {
+        Some(task) => matches!(task.await, Ok(ElectionEnd::Lost)),
+        None => false,
+    };
+    match server.await {
+        Ok(Err(err)) => return Err(RunError::Server(err)),
+        Ok(Ok(())) | Err(_) => {}
+    }
+    if lost_leadership {
+        return Err(RunError::LostLeadership);
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = ctrl_c => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
