@@ -274,9 +274,9 @@ impl World {
                 match error {
                     None => {
                         refresh.status = "Completed".to_owned();
-                        if counted {
-                            dataset.consecutive_failures = 0;
-                        }
+                        // Any success shows the source works again (UNCONFIRMED, but the
+                        // natural reading of "consecutive failures").
+                        dataset.consecutive_failures = 0;
                     }
                     Some(json) => {
                         refresh.status = "Failed".to_owned();
@@ -771,11 +771,16 @@ fn dataset_from_seed(
     if refreshes.iter().filter(|r| r.end.is_none()).count() > 1 {
         return Err(bad("more than one refresh is running".into()));
     }
+    // Failed scheduled refreshes since the last success, as `World::settle` counts them.
     let consecutive_failures = refreshes
         .iter()
         .rev()
-        .filter(|r| r.end.is_some() && r.refresh_type == "Scheduled")
-        .take_while(|r| r.status == "Failed")
+        .filter(|r| r.end.is_some())
+        .take_while(|r| r.status != "Completed")
+        .filter(|r| {
+            r.status == "Failed"
+                && (r.refresh_type == "Scheduled" || config.count_api_refresh_failures)
+        })
         .count();
     Ok(Dataset {
         configured_by: seed
