@@ -733,7 +733,9 @@ async fn entra_issues_tokens_for_secrets_and_assertions_and_refuses_the_rest() {
 
     let wrong_audience =
         assertion(&json!({"iss": "https://oidc.example/cluster", "aud": "api://other"}));
-    let cases: Vec<(Vec<(&str, &str)>, u16, &str, u64)> = vec![
+    // (form fields, status, error, AADSTS code)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str, u64);
+    let cases: Vec<Case> = vec![
         (
             vec![
                 ("client_id", CLIENT_ID),

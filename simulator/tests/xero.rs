@@ -89,7 +89,9 @@ async fn client_authentication_by_basic_or_form_but_not_conflicting() {
     assert_eq!(reply.status, 200, "{}", reply.text);
     let token = reply.json()["refresh_token"].as_str().unwrap().to_owned();
 
-    let cases: Vec<(Option<(&str, &str)>, Vec<(&str, &str)>)> = vec![
+    // (HTTP Basic credentials, extra form fields)
+    type Case<'a> = (Option<(&'a str, &'a str)>, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
         (None, vec![]),
         (Some((XERO_CLIENT, "wrong")), vec![]),
         (
