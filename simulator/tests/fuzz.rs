@@ -24,6 +24,9 @@ impl Rng {
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
     }
+    fn pick_str(&mut self, items: &[&'static str]) -> &'static str {
+        items[self.below(items.len())]
+    }
     fn chance(&mut self, percent: u64) -> bool {
         self.next() % 100 < percent
     }
@@ -120,12 +123,12 @@ fn random_path(rng: &mut Rng) -> String {
             let len = rng.below(30);
             path.extend((0..len).map(|_| (b'a' + (rng.below(26) as u8)) as char));
         } else {
-            let segment: &str = rng.pick(SEGMENTS);
+            let segment = rng.pick_str(SEGMENTS);
             path.push_str(segment);
         }
     }
     if rng.chance(25) {
-        let query: &str = rng.pick(&[
+        let query = rng.pick_str(&[
             "?$top=0",
             "?$top=abc",
             "?$top=99999999999999999999",
@@ -142,14 +145,14 @@ fn random_body(rng: &mut Rng) -> Vec<u8> {
     match rng.below(4) {
         0 => (0..rng.below(200)).map(|_| rng.next() as u8).collect(),
         1 => {
-            let mut body = rng.pick(BODIES).as_bytes().to_vec();
+            let mut body = rng.pick_str(BODIES).as_bytes().to_vec();
             if !body.is_empty() && rng.chance(50) {
                 let at = rng.below(body.len());
                 body[at] = rng.next() as u8;
             }
             body
         }
-        _ => rng.pick(BODIES).as_bytes().to_vec(),
+        _ => rng.pick_str(BODIES).as_bytes().to_vec(),
     }
 }
 
@@ -198,7 +201,7 @@ async fn random_requests_get_well_formed_errors_and_never_a_crash() {
             .http
             .request(method.clone(), parsed)
             .body(random_body(&mut rng));
-        let content_type = *rng.pick(CONTENT_TYPES);
+        let content_type = rng.pick_str(CONTENT_TYPES);
         if !content_type.is_empty() {
             request = request.header("content-type", content_type);
         }
