@@ -147,7 +147,7 @@ pub(crate) async fn send_with_retry(
                 service = call.service,
                 operation = call.operation,
                 status = answer.status.as_u16(),
-                request_id = answer.request_id.as_deref().unwrap_or(""),
+                request_id = answer.request_id.as_deref(),
                 attempt,
                 "answered"
             ),

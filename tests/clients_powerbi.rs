@@ -498,3 +498,138 @@ async fn workload_identity_reads_the_federated_token_file_before_every_request()
 
     sim.running.shutdown().await;
 }
+
+/// Capitalises every property name (except `@odata.*`), as the swagger's PascalCase schemas
+/// and the .NET SDK spell them.
+fn pascal_case(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, value)| {
+                    let mut chars = key.chars();
+                    let key = match chars.next() {
+                        Some(first) if first != '@' => {
+                            first.to_ascii_uppercase().to_string() + chars.as_str()
+                        }
+                        _ => key,
+                    };
+                    (key, pascal_case(value))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(pascal_case).collect()),
+        other => other,
+    }
+}
+
+/// A loopback proxy in front of the simulator that answers in PascalCase.
+async fn pascal_case_proxy(upstream: reqwest::Url) -> reqwest::Url {
+    use axum::body::Bytes;
+    use axum::extract::Request;
+    use axum::response::IntoResponse;
+
+    let forward = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |request: Request| {
+        let forward = forward.clone();
+        let upstream = upstream.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            let body: Bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+            let path = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            let url = upstream.join(path.trim_start_matches('/')).unwrap();
+            let answer = forward
+                .request(parts.method, url)
+                .headers(parts.headers)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = answer.status();
+            let headers = answer.headers().clone();
+            let bytes = answer.bytes().await.unwrap();
+            let body = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(value) => serde_json::to_vec(&pascal_case(value)).unwrap(),
+                Err(_) => bytes.to_vec(),
+            };
+            let mut response = (status, body).into_response();
+            for name in ["requestid", "content-type", "retry-after"] {
+                if let Some(value) = headers.get(name) {
+                    response.headers_mut().insert(name, value.clone());
+                }
+            }
+            response
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    reqwest::Url::parse(&format!("http://{address}/")).unwrap()
+}
+
+#[tokio::test]
+async fn pascal_case_answers_read_the_same_as_camel_case_ones() {
+    let sim = Sim::start().await;
+    let token = entra(&sim).token(&service_principal()).await.unwrap();
+    let camel = powerbi(&sim, quick_retry(1));
+    let proxy = pascal_case_proxy(sim.base.clone()).await;
+    let pascal = PowerBiClient::new(http(), &proxy, quick_retry(1)).unwrap();
+
+    assert_eq!(
+        camel.datasets(&token, WORKSPACE).await.unwrap(),
+        pascal.datasets(&token, WORKSPACE).await.unwrap()
+    );
+    assert_eq!(
+        camel.dataset(&token, WORKSPACE, DATASET).await.unwrap(),
+        pascal.dataset(&token, WORKSPACE, DATASET).await.unwrap()
+    );
+    assert_eq!(
+        camel
+            .refresh_history(&token, WORKSPACE, DATASET, None)
+            .await
+            .unwrap(),
+        pascal
+            .refresh_history(&token, WORKSPACE, DATASET, None)
+            .await
+            .unwrap()
+    );
+    let schedule = pascal
+        .refresh_schedule(&token, WORKSPACE, DATASET)
+        .await
+        .unwrap();
+    assert_eq!(
+        camel
+            .refresh_schedule(&token, WORKSPACE, DATASET)
+            .await
+            .unwrap(),
+        schedule
+    );
+    assert_eq!(schedule.notify_option.as_deref(), Some("NoNotification"));
+    assert_eq!(
+        camel.datasources(&token, WORKSPACE, DATASET).await.unwrap(),
+        pascal
+            .datasources(&token, WORKSPACE, DATASET)
+            .await
+            .unwrap()
+    );
+    // Error envelopes too: the code and message are read from both.
+    let error = pascal
+        .dataset(&token, WORKSPACE, UNKNOWN_DATASET)
+        .await
+        .unwrap_err();
+    let expected = camel
+        .dataset(&token, WORKSPACE, UNKNOWN_DATASET)
+        .await
+        .unwrap_err();
+    assert_eq!(error.category(), ErrorCategory::NotFound);
+    assert_eq!(error.message(), expected.message());
+    assert!(error.message().contains(": "), "{error}");
+
+    sim.running.shutdown().await;
+}
+
+const UNKNOWN_DATASET: &str = "00000000-0000-0000-0000-000000000001";
