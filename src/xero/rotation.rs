@@ -329,3 +329,39 @@ impl<S: SecretAccess> XeroTokenRotation<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issued(lifetime_secs: u64) -> XeroAccessToken {
+        let tokens = XeroTokens {
+            access_token: SecretString::new("access"),
+            refresh_token: SecretString::new("refresh"),
+            expires_in: Duration::from_secs(lifetime_secs),
+        };
+        XeroAccessToken::issued(&tokens, Instant::now(), Timestamp::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn a_fresh_token_serves_any_reasonable_validity_and_asking_too_much_is_capped() {
+        let token = issued(1800);
+        assert_eq!(token.expires_at.as_second(), 1800);
+        assert!(token.lasts(Duration::ZERO));
+        assert!(token.lasts(Duration::from_secs(25 * 60)));
+        // More than the lifetime would turn every call into an exchange: capped at 24 minutes.
+        assert!(token.lasts(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn a_token_about_to_expire_is_not_handed_out() {
+        assert!(!issued(30).lasts(Duration::ZERO));
+    }
+
+    #[test]
+    fn debug_output_hides_the_token() {
+        let debug = format!("{:?}", issued(1800));
+        assert!(!debug.contains("access\""), "{debug}");
+        assert!(debug.contains("<redacted>"));
+    }
+}
