@@ -156,9 +156,15 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let mut lost = leading.clone();
         let mut stop_or_lost = stop.clone();
         let shutdown = async move {
+            // A closed channel (no election runs) is not a loss of leadership.
+            let lost_leadership = async {
+                if lost.wait_for(|l| !*l).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
             tokio::select! {
                 _ = stop_or_lost.wait_for(|s| *s) => {}
-                _ = lost.wait_for(|l| !*l) => {}
+                _ = lost_leadership => {}
             }
         };
         let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
@@ -189,9 +195,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         Some(task) => matches!(task.await, Ok(ElectionEnd::Lost)),
         None => false,
     };
-    match server.await {
-        Ok(Err(err)) => return Err(RunError::Server(err)),
-        Ok(Ok(())) | Err(_) => {}
+    if let Ok(Err(err)) = server.await {
+        return Err(RunError::Server(err));
     }
     if lost_leadership {
         return Err(RunError::LostLeadership);

@@ -188,7 +188,7 @@ fn observed_schedule(actual: &models::RefreshSchedule) -> RefreshSchedule {
 
 /// The history newest first (the service's order is not promised).
 fn newest_first(mut history: Vec<models::Refresh>) -> Vec<models::Refresh> {
-    history.sort_by(|a, b| b.start_time.cmp(&a.start_time));
+    history.sort_by_key(|r| std::cmp::Reverse(r.start_time));
     history
 }
 
