@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
@@ -19,6 +18,7 @@ use kube::{Client, Resource, ResourceExt as _};
 
 use crate::api::conditions::{self, reason};
 use crate::api::{XeroDataset, XeroDatasetStatus};
+use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::reconcile::plan::Timing;
 use crate::reconcile::status::{EventSpec, Severity, build_status};
@@ -43,13 +43,20 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub timing: Timing,
+    pub clock: Clock,
     /// When Power BI's schedule was last read per dataset, and for which generation: the schedule
     /// is read on spec changes and at most once per resync interval otherwise.
     schedule_checks: Mutex<HashMap<ObjectRef<XeroDataset>, (i64, Instant)>>,
 }
 
 impl Context {
-    pub fn new(client: Client, services: Services, metrics: Arc<Metrics>, timing: Timing) -> Self {
+    pub fn new(
+        client: Client,
+        services: Services,
+        metrics: Arc<Metrics>,
+        timing: Timing,
+        clock: Clock,
+    ) -> Self {
         let recorder = Recorder::new(client.clone(), Reporter::from(FIELD_MANAGER));
         Context {
             client,
@@ -57,6 +64,7 @@ impl Context {
             recorder,
             metrics,
             timing,
+            clock,
             schedule_checks: Mutex::new(HashMap::new()),
         }
     }
@@ -68,7 +76,8 @@ impl Context {
         };
         match checks.get(&ObjectRef::from_obj(xds)) {
             Some((checked_generation, at)) => {
-                *checked_generation != generation || at.elapsed() >= self.timing.resync_interval
+                *checked_generation != generation
+                    || at.elapsed() >= self.clock.real_duration(self.timing.resync_interval)
             }
             None => true,
         }
@@ -102,7 +111,7 @@ pub async fn reconcile(xds: Arc<XeroDataset>, ctx: Arc<Context>) -> Result<Actio
     let span = tracing::info_span!("reconcile", %namespace, %name);
     let _guard = span.enter();
     let check_schedule = ctx.schedule_check_due(&xds);
-    let now = Timestamp::now();
+    let now = ctx.clock.now();
     let (outcome, requeue_after) =
         reconcile_dataset(&xds, &ctx.services, ctx.timing, now, check_schedule).await;
     if outcome.schedule_checked {
@@ -117,7 +126,7 @@ pub async fn reconcile(xds: Arc<XeroDataset>, ctx: Arc<Context>) -> Result<Actio
     publish(&ctx, &xds, &events).await;
     record_metrics(&ctx, &namespace, &name, &status, &outcome, started);
     tracing::debug!(requeue_after = ?requeue_after, "reconciled");
-    Ok(Action::requeue(requeue_after))
+    Ok(Action::requeue(ctx.clock.real_duration(requeue_after)))
 }
 
 /// Writes the whole status with server-side apply under the operator's field manager.

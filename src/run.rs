@@ -10,6 +10,7 @@ use kube::api::{Api, ListParams};
 use tokio::sync::watch;
 
 use crate::api::{XeroDataset, duration};
+use crate::clock::Clock;
 use crate::controller::{Context, run_controller};
 use crate::endpoints::Endpoints;
 use crate::leader::{ElectionEnd, LeaseSettings, run_election};
@@ -59,6 +60,17 @@ pub struct RunArgs {
         default_value = "xero-operator"
     )]
     pub leader_election_lease: String,
+    /// For benchmarks only: the operator's clock runs this many times faster than real time.
+    #[arg(
+        long,
+        env = "XERO_OPERATOR_TIME_SCALE",
+        default_value_t = 1.0,
+        hide = true
+    )]
+    pub time_scale: f64,
+    /// For benchmarks only: the time (RFC 3339) the operator's clock starts at.
+    #[arg(long, env = "XERO_OPERATOR_CLOCK_START", hide = true)]
+    pub clock_start: Option<jiff::Timestamp>,
     /// This replica's identity in the election (the pod name).
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
@@ -100,11 +112,16 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         resync_interval: args.resync_interval,
         poll_interval: args.refresh_poll_interval,
     };
+    let clock = Clock::scaled(
+        args.clock_start.unwrap_or_else(jiff::Timestamp::now),
+        args.time_scale,
+    );
     let ctx = Arc::new(Context::new(
         client.clone(),
         services,
         metrics.clone(),
         timing,
+        clock,
     ));
 
     let (stop_tx, stop) = watch::channel(false);
