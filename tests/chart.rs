@@ -342,7 +342,6 @@ async fn renders_the_expected_objects_with_defaults() {
         "XERO_OPERATOR_LOG_FORMAT": "json",
         "XERO_OPERATOR_LOG_LEVEL": "info",
         "XERO_OPERATOR_CLOUD": "public",
-        "XERO_OPERATOR_WATCH_NAMESPACES": "",
         "XERO_OPERATOR_CONCURRENCY": "8",
         "XERO_OPERATOR_RESYNC_INTERVAL": "2h",
         "XERO_OPERATOR_REFRESH_POLL_INTERVAL": "15s",
@@ -355,7 +354,7 @@ async fn renders_the_expected_objects_with_defaults() {
     assert_eq!(
         serde_json::to_value(&env).expect("env as JSON"),
         expected_env,
-        "the operator's environment with default values (endpoint overrides omitted when empty)"
+        "the operator's environment with default values (endpoint overrides and watched namespaces omitted when empty)"
     );
 
     let service = find(&objects, "Service", &format!("{FULLNAME}-metrics"));
