@@ -206,6 +206,11 @@ impl Scenario {
 
     /// Starts the operator binary, watching this scenario's namespace only.
     pub fn start_operator(&mut self) {
+        self.start_operator_with(&[]);
+    }
+
+    /// Starts the operator binary with extra flags.
+    pub fn start_operator_with(&mut self, extra: &[&str]) {
         self.stop_operator();
         self.runs += 1;
         let log = self.log_path();
@@ -226,6 +231,7 @@ impl Scenario {
                 "--log-level",
                 "info,xero_operator=debug",
             ])
+            .args(extra)
             .env("KUBECONFIG", self.env.plane.kubeconfig_path())
             .env("XERO_OPERATOR_POWERBI_API_URL", &url)
             .env("XERO_OPERATOR_AUTHORITY_HOST", &url)
@@ -314,7 +320,12 @@ impl Scenario {
         let list: Vec<Value> = self
             .http
             .get(url)
-            .query(&[("method", method), ("pathPrefix", path_prefix)])
+            .query(
+                &[("method", method), ("pathPrefix", path_prefix)]
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .collect::<Vec<_>>(),
+            )
             .send()
             .await
             .expect("request log")
@@ -385,4 +396,36 @@ impl Scenario {
 pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The broken tenant's seed as a value, to change before starting a scenario.
+pub fn seed_value() -> serde_yaml::Value {
+    serde_yaml::from_str(&broken_tenant_seed()).expect("seed yaml")
+}
+
+pub fn seed_text(seed: &serde_yaml::Value) -> String {
+    serde_yaml::to_string(seed).expect("seed yaml")
+}
+
+/// The broken tenant with `count` Xero datasets (ids from [`dataset_id`], names `Xero 0` ...).
+pub fn many_datasets_seed(count: usize) -> String {
+    let mut seed = seed_value();
+    let template = seed["workspaces"][0]["datasets"][0].clone();
+    let datasets: Vec<serde_yaml::Value> = (0..count)
+        .map(|i| {
+            let mut d = template.clone();
+            d["id"] = dataset_id(i).into();
+            d["name"] = format!("Xero {i}").into();
+            d["datasources"][0]["datasourceId"] = format!("dc2f2dac-e5e2-4c37-af76-{i:012}").into();
+            d["refreshHistory"][0]["requestId"] = format!("failed-{i}").into();
+            d
+        })
+        .collect();
+    seed["workspaces"][0]["datasets"] = datasets.into();
+    seed_text(&seed)
+}
+
+/// The id of the `i`-th dataset of [`many_datasets_seed`].
+pub fn dataset_id(i: usize) -> String {
+    format!("cfafbeb1-8037-4d0c-896e-{i:012}")
 }
