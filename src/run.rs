@@ -36,6 +36,9 @@ pub struct RunArgs {
     /// First poll of a running refresh; later polls grow with its age, up to 5 minutes.
     #[arg(long, env = "XERO_OPERATOR_REFRESH_POLL_INTERVAL", default_value = "15s", value_parser = parse_duration)]
     pub refresh_poll_interval: Duration,
+    /// Credential lead time of XeroDatasets that do not set spec.schedule.credentialLeadTime.
+    #[arg(long, env = "XERO_OPERATOR_DEFAULT_CREDENTIAL_LEAD_TIME", default_value = "10m", value_parser = parse_duration)]
+    pub default_credential_lead_time: Duration,
     /// Address of the /metrics, /livez and /readyz endpoints.
     #[arg(
         long,
@@ -111,6 +114,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let timing = Timing {
         resync_interval: args.resync_interval,
         poll_interval: args.refresh_poll_interval,
+        default_credential_lead_time: args.default_credential_lead_time,
     };
     let clock = Clock::scaled(
         args.clock_start.unwrap_or_else(jiff::Timestamp::now),

@@ -435,8 +435,7 @@ async fn the_api_server_applies_the_defaults() {
                 "enabled": true,
                 "days": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
                 "times": ["06:00", "12:30"],
-                "timeZone": "UTC",
-                "credentialLeadTime": "10m"
+                "timeZone": "UTC"
             },
             "capacity": "Shared",
             "recovery": {"maxAttemptsPerDay": 3, "backoff": {"initial": "5m", "max": "2h"}},

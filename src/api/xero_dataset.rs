@@ -339,17 +339,20 @@ pub struct ScheduleSpec {
     /// How long before each scheduled time the operator applies fresh Xero credentials to the
     /// dataset, so that Power BI's own scheduled refresh starts with a working Xero access token.
     /// A duration such as "10m" (units h, m, s, ms), at most 25m because Xero access tokens last
-    /// 30 minutes. Default 10m.
-    #[serde(default = "default_credential_lead_time")]
+    /// 30 minutes. Default: the operator's `--default-credential-lead-time` (10m unless the
+    /// operator is configured otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = duration_rule(), validation = lead_time_max_rule())]
     #[schemars(length(max = 64))]
-    pub credential_lead_time: String,
+    pub credential_lead_time: Option<String>,
 }
 
 impl ScheduleSpec {
-    /// `credentialLeadTime` as a duration.
-    pub fn credential_lead_time(&self) -> Result<std::time::Duration, duration::DurationError> {
-        duration::parse(&self.credential_lead_time)
+    /// `credentialLeadTime` as a duration, when the spec sets it.
+    pub fn credential_lead_time(
+        &self,
+    ) -> Option<Result<std::time::Duration, duration::DurationError>> {
+        self.credential_lead_time.as_deref().map(duration::parse)
     }
 }
 
@@ -616,10 +619,6 @@ fn default_time_zone() -> String {
     "UTC".to_owned()
 }
 
-fn default_credential_lead_time() -> String {
-    "10m".to_owned()
-}
-
 fn default_max_attempts_per_day() -> i32 {
     3
 }
@@ -771,10 +770,7 @@ schedule:
         assert!(spec.schedule.enabled);
         assert_eq!(spec.schedule.days, DayOfWeek::ALL.to_vec());
         assert_eq!(spec.schedule.time_zone, "UTC");
-        assert_eq!(
-            spec.schedule.credential_lead_time(),
-            Ok(std::time::Duration::from_secs(600))
-        );
+        assert_eq!(spec.schedule.credential_lead_time(), None);
         assert_eq!(spec.recovery.max_attempts_per_day, 3);
         assert_eq!(
             spec.recovery.backoff.initial(),
@@ -820,7 +816,7 @@ schedule:
         assert_eq!(spec.capacity.max_times_per_day(), 48);
         let value = serde_json::to_value(&spec).unwrap();
         assert_eq!(value["powerBI"]["cloud"], "USGovDoD");
-        assert_eq!(value["schedule"]["credentialLeadTime"], "10m");
+        assert!(value["schedule"].get("credentialLeadTime").is_none());
     }
 
     #[test]

@@ -129,7 +129,7 @@ pub async fn reconcile_dataset(
         generation: xds.metadata.generation,
         ..Outcome::default()
     };
-    let validated = match validate::validate(xds) {
+    let validated = match validate::validate(xds, timing.default_credential_lead_time) {
         Ok(v) => v,
         Err(invalid) => {
             outcome.failure = Some(Failure {

@@ -170,6 +170,8 @@ pub struct Timing {
     pub resync_interval: Duration,
     /// The first poll of a running refresh; later polls grow with its age.
     pub poll_interval: Duration,
+    /// The credential lead time of datasets whose spec does not set one.
+    pub default_credential_lead_time: Duration,
 }
 
 /// Decides what to do for one dataset at `now`.

@@ -10,6 +10,7 @@ fn ts(text: &str) -> Timestamp {
 const TIMING: Timing = Timing {
     resync_interval: Duration::from_secs(3600),
     poll_interval: Duration::from_secs(15),
+    default_credential_lead_time: Duration::from_secs(600),
 };
 
 /// Weekdays at 06:00 and 12:30 UTC, Shared capacity, 3 attempts a day, backoff 5m..2h.

@@ -53,7 +53,10 @@ pub struct ValidatedSpec {
 pub struct InvalidSpec(pub String);
 
 /// Checks the spec of `xds` and reads the request annotations not yet handled.
-pub fn validate(xds: &XeroDataset) -> Result<ValidatedSpec, InvalidSpec> {
+pub fn validate(
+    xds: &XeroDataset,
+    default_lead_time: Duration,
+) -> Result<ValidatedSpec, InvalidSpec> {
     let spec = &xds.spec;
     let dataset = match spec.dataset.selector() {
         Some(DatasetSelector::Id(id)) => DatasetName::Id(id.to_owned()),
@@ -74,10 +77,10 @@ pub fn validate(xds: &XeroDataset) -> Result<ValidatedSpec, InvalidSpec> {
     .map_err(|e| InvalidSpec(format!("spec.schedule: {e}")))?;
     let zone = time_zone(&spec.schedule.time_zone)
         .map_err(|e| InvalidSpec(format!("spec.schedule.timeZone: {e}")))?;
-    let lead = parse_duration(
-        "spec.schedule.credentialLeadTime",
-        &spec.schedule.credential_lead_time,
-    )?;
+    let lead = match &spec.schedule.credential_lead_time {
+        Some(lead) => parse_duration("spec.schedule.credentialLeadTime", lead)?,
+        None => default_lead_time,
+    };
     let backoff_initial = parse_duration(
         "spec.recovery.backoff.initial",
         &spec.recovery.backoff.initial,
@@ -138,6 +141,10 @@ fn parse_duration(field: &str, value: &str) -> Result<Duration, InvalidSpec> {
 mod tests {
     use super::*;
 
+    fn validate_default(xds: &XeroDataset) -> Result<ValidatedSpec, InvalidSpec> {
+        validate(xds, Duration::from_secs(600))
+    }
+
     fn dataset(yaml: &str) -> XeroDataset {
         serde_yaml::from_str(yaml).expect("manifest")
     }
@@ -160,7 +167,7 @@ spec:
 
     #[test]
     fn a_minimal_spec_gets_the_documented_defaults() {
-        let v = validate(&dataset(BASE)).expect("valid");
+        let v = validate_default(&dataset(BASE)).expect("valid");
         assert_eq!(v.dataset, DatasetName::Name("Xero".into()));
         assert_eq!(v.desired.daily_refresh_limit, 8);
         assert_eq!(v.desired.max_attempts_per_day, 3);
@@ -177,7 +184,7 @@ spec:
     #[test]
     fn an_unknown_time_zone_names_the_field() {
         let yaml = BASE.replace("GMT Standard Time", "Mars Standard Time");
-        let err = validate(&dataset(&yaml)).expect_err("invalid");
+        let err = validate_default(&dataset(&yaml)).expect_err("invalid");
         assert!(err.0.contains("spec.schedule.timeZone"), "{err}");
     }
 
@@ -191,7 +198,7 @@ spec:
             ]
             .into(),
         );
-        let v = validate(&xds).expect("valid");
+        let v = validate_default(&xds).expect("valid");
         assert_eq!(v.desired.refresh_requested.as_deref(), Some("t1"));
         assert_eq!(v.reconcile_requested.as_deref(), Some("r1"));
         xds.status = Some(crate::api::XeroDatasetStatus {
@@ -199,7 +206,7 @@ spec:
             last_handled_reconcile_at: Some("r1".into()),
             ..Default::default()
         });
-        let v = validate(&xds).expect("valid");
+        let v = validate_default(&xds).expect("valid");
         assert_eq!(v.desired.refresh_requested, None);
         assert_eq!(v.reconcile_requested, None);
     }
@@ -208,7 +215,7 @@ spec:
     fn premium_capacity_raises_the_daily_limit() {
         let yaml = format!("{BASE}  capacity: Premium\n");
         assert_eq!(
-            validate(&dataset(&yaml))
+            validate_default(&dataset(&yaml))
                 .expect("valid")
                 .desired
                 .daily_refresh_limit,
