@@ -423,7 +423,8 @@ pub struct RecoverySpec {
     #[schemars(range(min = 0, max = 48))]
     pub max_attempts_per_day: i32,
 
-    /// The wait before each recovery attempt, doubling from `initial` up to `max`.
+    /// The wait between recovery attempts: the first attempt starts as soon as a failure is
+    /// seen, each further one waits `initial`, doubling up to `max`.
     #[serde(default)]
     pub backoff: Backoff,
 }
@@ -442,8 +443,9 @@ impl Default for RecoverySpec {
 #[x_kube(validation = backoff_order_rule())]
 #[serde(rename_all = "camelCase")]
 pub struct Backoff {
-    /// The wait before the first attempt after a failure, a duration such as "5m" (units h, m,
-    /// s, ms), longer than 0s and not longer than `max`. Default 5m.
+    /// The wait after the first failed recovery attempt, a duration such as "5m" (units h, m,
+    /// s, ms), longer than 0s and not longer than `max`; it doubles after each further failed
+    /// attempt. Default 5m.
     #[serde(default = "default_backoff_initial")]
     #[x_kube(validation = duration_rule(), validation = positive_duration_rule())]
     #[schemars(length(max = 64))]
