@@ -3,7 +3,8 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use xero_operator::cli::{self, CliError};
 use xero_operator::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
@@ -40,12 +41,43 @@ enum Command {
     Run(Box<xero_operator::run::RunArgs>),
     /// Print the XeroDataset CustomResourceDefinition as YAML (what crds/xerodatasets.yaml holds).
     Crd,
+    /// Sign in to Xero (authorization code with PKCE) and store the refresh token in a Secret.
+    XeroLogin(cli::login::LoginArgs),
+    /// Ask the operator for one refresh of a XeroDataset now; --wait for its outcome.
+    Refresh(cli::refresh::RefreshArgs),
+    /// Show a XeroDataset's conditions, refreshes, recovery counters and recent events.
+    Status(cli::status::StatusArgs),
+}
+
+/// Parses the command line; installed as `kubectl-xero`, the binary is the kubectl plugin
+/// `kubectl xero` and names itself so in help and errors.
+fn parse() -> Cli {
+    let argv0 = std::env::args().next().unwrap_or_default();
+    if !cli::invoked_as_kubectl_plugin(&argv0) {
+        return Cli::parse();
+    }
+    let matches = Cli::command()
+        .name("kubectl xero")
+        .bin_name("kubectl xero")
+        .get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+}
+
+/// Exit code and message of a failed CLI command.
+fn cli_outcome(result: Result<(), CliError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     telemetry::install_crypto_provider();
-    let cli = Cli::parse();
+    let cli = parse();
     telemetry::init_logging(cli.log_format, &cli.log_level);
     match cli.command {
         Command::Run(args) => match xero_operator::run::run(*args).await {
@@ -65,5 +97,8 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::XeroLogin(args) => cli_outcome(cli::login::xero_login(args).await),
+        Command::Refresh(args) => cli_outcome(cli::refresh::refresh(args).await),
+        Command::Status(args) => cli_outcome(cli::status::status(args).await),
     }
 }
