@@ -585,6 +585,47 @@ async fn values_schema_rejects_typos_with_a_clear_message() {
     }
 }
 
+#[tokio::test]
+async fn operator_accepts_the_configuration_the_chart_passes() {
+    for objects in [
+        render(&[]).await,
+        render_every_toggle_on(&["finance", "sales"]).await,
+    ] {
+        let container = &deployment(&objects)["spec"]["template"]["spec"]["containers"][0];
+        let args: Vec<&str> = container["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .map(|a| a.as_str().expect("string args"))
+            .collect();
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_xero-operator"));
+        // No cluster to reach: the operator parses its configuration, then fails to connect.
+        command
+            .args(&args)
+            .env_clear()
+            .env("KUBECONFIG", "/nonexistent/kubeconfig");
+        for var in container["env"].as_array().expect("env") {
+            let name = var["name"].as_str().expect("env name");
+            let value = match var["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+                Some("metadata.namespace") => "ops",
+                Some("metadata.name") => "xo-xero-operator-5d8f7c9b4-x2k7p",
+                Some(other) => panic!("unexpected fieldRef {other}"),
+                None => var["value"].as_str().expect("env value"),
+            };
+            command.env(name, value);
+        }
+        let out = tokio::time::timeout(Duration::from_secs(60), command.output())
+            .await
+            .expect("the operator exits")
+            .expect("run the operator");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("cannot connect to Kubernetes"),
+            "the operator did not accept the chart's configuration:\n{stderr}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // RBAC and pod security on the rendered YAML
 
