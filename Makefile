@@ -26,6 +26,10 @@ testbed-up: ## Start a control plane in the background; kubeconfig in .testbed/k
 testbed-down: ## Stop the control plane started by testbed-up
 	@./hack/testbed.sh down $(TESTBED_DIR)
 
+.PHONY: demo
+demo: ## Watch the operator heal a broken Power BI dataset; DEMO_ONCE=1 for a non-interactive check
+	@./hack/demo.sh
+
 .PHONY: lint
 lint: toolchain ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
