@@ -41,3 +41,10 @@ test: toolchain ## The whole suite: lint, unit and integration tests on a real c
 	$(MAKE) --no-print-directory lint; \
 	$(CARGO) test --workspace; \
 	./hack/check-no-leftovers.sh
+
+.PHONY: bench
+bench: ## Benchmarks (scale, steady state vs a naive poller, heal latency, footprint); figures in target/bench/summary.json
+	export XERO_TESTBED_BIN="$$(./hack/testbed-bins.sh)"; \
+	$(CARGO) build --release --bin xero-operator; \
+	./hack/static-binary.sh >/dev/null; \
+	$(CARGO) run --release -p xero-bench

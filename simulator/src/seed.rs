@@ -45,6 +45,9 @@ pub struct SimConfig {
     /// Virtual time at start-up; the real current time when absent. Fixing it keeps tests away
     /// from midnight, where the daily refresh quota resets.
     pub start_time: Option<Timestamp>,
+    /// How many times faster than real time the virtual clock runs (1). Benchmarks run a day in
+    /// minutes with the operator's `--time-scale` set to the same factor.
+    pub time_scale: f64,
     /// `expires_in` of Entra access tokens (the service says 3599).
     pub entra_token_lifetime_seconds: u64,
     /// Xero access token lifetime (documented: 1800).
@@ -103,6 +106,7 @@ impl Default for SimConfig {
     fn default() -> Self {
         Self {
             start_time: None,
+            time_scale: 1.0,
             entra_token_lifetime_seconds: 3599,
             xero_access_token_lifetime_seconds: 1800,
             xero_refresh_token_grace_seconds: 1800,

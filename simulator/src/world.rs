@@ -95,6 +95,8 @@ pub enum Outcome {
     Completed,
     /// Fails with a processing error.
     Failed,
+    /// Fails as a refresh whose Xero access token expired does, whatever the credentials.
+    CredentialsExpired,
 }
 
 /// A refresh history entry; running while `end` is `None`.
@@ -179,14 +181,14 @@ pub struct RequestRecord {
 impl World {
     /// Builds the state a seed describes.
     pub fn from_seed(seed: Seed) -> Result<Self, Error> {
-        let clock = VirtualClock::new(seed.config.start_time);
+        let clock = VirtualClock::new(seed.config.start_time, seed.config.time_scale);
         Self::with_clock(seed, clock)
     }
 
     /// Replaces the state by a seed's, keeping the clock unless the seed sets a start time.
     pub fn reseed(&mut self, seed: Seed) -> Result<(), Error> {
         let clock = match seed.config.start_time {
-            Some(start) => VirtualClock::new(Some(start)),
+            Some(start) => VirtualClock::new(Some(start), seed.config.time_scale),
             None => self.clock.clone(),
         };
         *self = Self::with_clock(seed, clock)?;
@@ -632,6 +634,7 @@ fn refresh_error(refresh: &Refresh, xero: &XeroState) -> Option<String> {
                 .to_string(),
             );
         }
+        Outcome::CredentialsExpired => return Some(credential_error(TokenProblem::Expired)),
         Outcome::Auto => {}
     }
     for (tenant, credential) in &refresh.snapshot {

@@ -1,0 +1,199 @@
+//! `xero-bench`: runs xero-operator's benchmarks (issue 9) against a fresh testbed control plane
+//! and in-process simulators, starting the release-built operator binary as a subprocess, and
+//! prints every figure beside its target; the figures also go to `target/bench/summary.json`.
+//!
+//! Environment: `BENCH_SCENARIOS` (default `footprint,heal,steady,scale`), `BENCH_SCALE`
+//! (object counts of the scale scenario, default `1000,10000`), `BENCH_TIME_SCALE` (how much
+//! faster than real time the steady-state day runs, default 240), `XERO_BENCH_OPERATOR` and
+//! `XERO_BENCH_STATIC_BINARY` (binaries; default the release builds under `target/`).
+#![forbid(unsafe_code)]
+
+mod clock;
+mod cluster;
+mod error;
+mod fixtures;
+mod footprint;
+mod heal;
+mod operator;
+mod poller;
+mod report;
+mod scale;
+mod sim;
+mod steady;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use jiff::Timestamp;
+use kube::Client;
+use serde_json::{Map, Value, json};
+use xero_testbed::{ControlPlane, Options};
+
+use error::{Context as _, Result};
+use operator::OperatorConfig;
+use report::Report;
+use sim::Sim;
+
+/// What every scenario works with.
+pub struct Bench {
+    pub plane: ControlPlane,
+    pub client: Client,
+    pub root: PathBuf,
+    pub out: PathBuf,
+    pub operator: PathBuf,
+    pub http: reqwest::Client,
+    pub report: Report,
+    /// Raw measurements per scenario, for the JSON summary.
+    pub details: Map<String, Value>,
+}
+
+impl Bench {
+    /// The operator's command line for a scenario; its log goes to `target/bench/logs/NAME.log`.
+    pub fn operator_config(
+        &self,
+        namespace: &str,
+        sim: &Sim,
+        name: &str,
+        flags: Vec<String>,
+        clock: Option<(f64, Timestamp)>,
+    ) -> OperatorConfig {
+        OperatorConfig {
+            binary: self.operator.clone(),
+            kubeconfig: self.plane.kubeconfig_path().to_path_buf(),
+            namespace: namespace.to_owned(),
+            sim_url: sim.url(),
+            log: self.out.join("logs").join(format!("{name}.log")),
+            flags,
+            clock,
+        }
+    }
+}
+
+struct Settings {
+    scenarios: Vec<String>,
+    scale: Vec<usize>,
+    time_scale: f64,
+}
+
+fn settings() -> Result<Settings> {
+    let var =
+        |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    let scale = var("BENCH_SCALE", "1000,10000")
+        .split(',')
+        .map(|n| {
+            n.trim()
+                .parse::<usize>()
+                .context(format!("BENCH_SCALE entry {n:?}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let time_scale = var("BENCH_TIME_SCALE", "240")
+        .parse::<f64>()
+        .context("BENCH_TIME_SCALE")?;
+    let scenarios = var("BENCH_SCENARIOS", "footprint,heal,steady,scale")
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    Ok(Settings {
+        scenarios,
+        scale,
+        time_scale,
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("xero-bench: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<ExitCode> {
+    // reqwest is built without a crypto provider; everything here is plain http on loopback,
+    // but the kube client needs one for the API server.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let settings = settings()?;
+    let root = xero_testbed::workspace_root();
+    let out = root.join("target/bench");
+    let operator = operator::operator_binary(&root)?;
+    println!("starting a fresh testbed control plane");
+    let plane = ControlPlane::start(&Options {
+        dir: None,
+        crd_dir: Some(root.join("crds")),
+    })
+    .context("start the testbed")?;
+    let client = plane.client().await.context("testbed client")?;
+    let mut bench = Bench {
+        plane,
+        client,
+        root,
+        out,
+        operator,
+        http: reqwest::Client::new(),
+        report: Report::default(),
+        details: Map::new(),
+    };
+    let mut errors = 0;
+    for scenario in &settings.scenarios {
+        println!("== {scenario}");
+        let result = match scenario.as_str() {
+            "footprint" => footprint::run(&mut bench).await,
+            "heal" => heal::run(&mut bench).await,
+            "steady" => steady::run(&mut bench, settings.time_scale).await,
+            "scale" => {
+                for n in &settings.scale {
+                    if let Err(err) = scale::run(&mut bench, *n).await {
+                        eprintln!("xero-bench: scale N={n}: {err}");
+                        bench
+                            .report
+                            .scenario_failed(&format!("scale N={n}"), &err.to_string());
+                        errors += 1;
+                    }
+                }
+                Ok(())
+            }
+            other => Err(error::BenchError(format!(
+                "unknown scenario {other:?} (footprint, heal, steady, scale)"
+            ))),
+        };
+        if let Err(err) = result {
+            eprintln!("xero-bench: {scenario}: {err}");
+            bench.report.scenario_failed(scenario, &err.to_string());
+            errors += 1;
+        }
+    }
+
+    println!(
+        "\nxero-operator benchmarks ({} cores; figures from this machine)\n",
+        cores()
+    );
+    print!("{}", bench.report.table());
+    let summary = bench.out.join("summary.json");
+    let environment = json!({
+        "cores": cores(),
+        "timeScale": settings.time_scale,
+        "scale": settings.scale,
+        "operatorBinary": bench.operator,
+        "details": bench.details,
+    });
+    bench.report.write_json(&summary, environment)?;
+    let missed = bench.report.missed();
+    println!(
+        "\n{} figures, {missed} targets missed, {errors} scenarios failed to run; summary: {}",
+        bench.report.figures.len(),
+        summary.display()
+    );
+    Ok(if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
