@@ -124,7 +124,7 @@ pub async fn reconcile(xds: Arc<XeroDataset>, ctx: Arc<Context>) -> Result<Actio
             .map_err(|e| Error::StatusPatch(format!("{namespace}/{name}"), e))?;
     }
     publish(&ctx, &xds, &events).await;
-    record_metrics(&ctx, &namespace, &name, &status, &outcome, started);
+    record_metrics(&ctx, &namespace, &name, &status, &outcome, &events, started);
     tracing::debug!(requeue_after = ?requeue_after, "reconciled");
     Ok(Action::requeue(ctx.clock.real_duration(requeue_after)))
 }
@@ -182,8 +182,16 @@ fn record_metrics(
     name: &str,
     status: &XeroDatasetStatus,
     outcome: &crate::reconcile::status::Outcome,
+    events: &[EventSpec],
     started: Instant,
 ) {
+    for event in events {
+        match event.reason {
+            reason::REFRESH_SUCCEEDED => ctx.metrics.refresh_outcome("Completed"),
+            reason::REFRESH_FAILED => ctx.metrics.refresh_outcome("Failed"),
+            _ => {}
+        }
+    }
     let result = outcome.failure.as_ref().map_or("Success", |f| f.reason);
     ctx.metrics.reconciled(result, started.elapsed());
     for action in &outcome.executed {

@@ -103,13 +103,20 @@ pub enum RunError {
 /// Runs the operator until SIGTERM or SIGINT.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let client = Client::try_default().await.map_err(RunError::Connect)?;
-    // Listing needs only the operator's own RBAC (no access to CRDs themselves).
-    Api::<XeroDataset>::all(client.clone())
+    // Listing needs only the operator's own RBAC (no access to CRDs themselves), in the first
+    // watched namespace when the operator is limited to some.
+    let probe = match args.watch_namespaces.first() {
+        Some(namespace) => Api::<XeroDataset>::namespaced(client.clone(), namespace),
+        None => Api::<XeroDataset>::all(client.clone()),
+    };
+    probe
         .list(&ListParams::default().limit(1))
         .await
         .map_err(RunError::CrdMissing)?;
-    let services = Services::new(client.clone(), &args.endpoints).map_err(RunError::Endpoints)?;
     let metrics = Arc::new(Metrics::new());
+    let services = Services::new(client.clone(), &args.endpoints)
+        .map_err(RunError::Endpoints)?
+        .count_exchanges_in(metrics.clone());
     let readiness = Arc::new(Readiness::default());
     let timing = Timing {
         resync_interval: args.resync_interval,

@@ -94,7 +94,18 @@ async fn a_dataset_broken_by_expired_xero_credentials_is_healed() {
         "events out of order: {events:?}"
     );
 
-    // Nothing secret reached the operator's log.
+    // The metrics tell the same story, without a secret.
+    let metrics = s.metrics().await;
+    for line in [
+        r#"xero_operator_token_exchanges_total{outcome="Rotated"} 1"#,
+        r#"xero_operator_actions_total{action="RefreshTriggered"} 1"#,
+        r#"xero_operator_refresh_outcomes_total{status="Completed"} 1"#,
+        r#"xero_operator_datasets{ready="True",reason="Reconciled"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+
+    // Nothing secret reached the operator's log or metrics.
     let log = s.operator_log();
     for secret in [
         "sp-secret",
@@ -105,6 +116,10 @@ async fn a_dataset_broken_by_expired_xero_credentials_is_healed() {
         assert!(
             !log.contains(secret),
             "the operator log contains a secret value"
+        );
+        assert!(
+            !metrics.contains(secret),
+            "the metrics contain a secret value"
         );
     }
     s.stop_operator();

@@ -79,6 +79,16 @@ impl Services {
         })
     }
 
+    /// Counts every Xero token exchange by outcome in `metrics`.
+    pub fn count_exchanges_in(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        self.xero = self
+            .xero
+            .with_exchange_observer(std::sync::Arc::new(move |outcome| {
+                metrics.token_exchange(outcome)
+            }));
+        self
+    }
+
     fn cloud(&self, cloud: PowerBiCloud) -> Result<&CloudClients, ClientError> {
         self.clouds.get(cloud_key(cloud)).ok_or_else(|| {
             ClientError::new(

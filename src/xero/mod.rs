@@ -8,5 +8,6 @@ mod rotation;
 pub use connections::{XeroConnection, XeroConnections, find_organisation};
 pub use exchange::{XeroTokenEndpoint, XeroTokens};
 pub use rotation::{
-    BeforeSecretWrite, ROTATED_AT_ANNOTATION, XeroAccessToken, XeroSecretRef, XeroTokenRotation,
+    BeforeSecretWrite, ExchangeObserver, ROTATED_AT_ANNOTATION, XeroAccessToken, XeroSecretRef,
+    XeroTokenRotation,
 };

@@ -157,12 +157,16 @@ enum Exchanged {
     Superseded,
 }
 
+/// Told the outcome of every exchange with Xero: `Rotated`, or the error category.
+pub type ExchangeObserver = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Rotates Xero refresh tokens stored in Secrets and hands out their access tokens.
 pub struct XeroTokenRotation<S = SecretStore> {
     endpoint: XeroTokenEndpoint,
     secrets: S,
     states: Mutex<HashMap<XeroSecretRef, Arc<tokio::sync::Mutex<SecretState>>>>,
     before_secret_write: Option<BeforeSecretWrite>,
+    exchange_observer: Option<ExchangeObserver>,
 }
 
 impl<S: SecretAccess> XeroTokenRotation<S> {
@@ -179,7 +183,14 @@ impl<S: SecretAccess> XeroTokenRotation<S> {
             secrets,
             states: Mutex::new(HashMap::new()),
             before_secret_write: None,
+            exchange_observer: None,
         })
+    }
+
+    /// Sets the observer of exchange outcomes (the operator counts them in a metric).
+    pub fn with_exchange_observer(mut self, observer: ExchangeObserver) -> Self {
+        self.exchange_observer = Some(observer);
+        self
     }
 
     /// Sets the hook called between Xero's answer and the Secret write.
@@ -307,8 +318,18 @@ impl<S: SecretAccess> XeroTokenRotation<S> {
             )
             .await
         {
-            Ok(tokens) => return Ok(Exchanged::Tokens(tokens)),
-            Err(error) => error,
+            Ok(tokens) => {
+                if let Some(observe) = &self.exchange_observer {
+                    observe("Rotated");
+                }
+                return Ok(Exchanged::Tokens(tokens));
+            }
+            Err(error) => {
+                if let Some(observe) = &self.exchange_observer {
+                    observe(error.category().as_str());
+                }
+                error
+            }
         };
         match error.category() {
             ErrorCategory::XeroRefreshTokenRejected | ErrorCategory::XeroClientRejected => {

@@ -265,6 +265,29 @@ impl Scenario {
             .join("\n--- restart ---\n")
     }
 
+    /// The operator's /metrics text, from the address its log names.
+    pub async fn metrics(&self) -> String {
+        let log = self.operator_log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("serving /metrics"))
+            .expect("the operator logs its metrics address");
+        let addr = line
+            .split("addr=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(|a| a.trim_matches(|c: char| !c.is_ascii_digit() && c != '.' && c != ':'))
+            .expect("metrics address");
+        self.http
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// Waits until `ready` holds for the XeroDataset `name`, polling the API server.
     pub async fn wait_for(
         &self,
