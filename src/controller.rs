@@ -234,10 +234,16 @@ pub async fn run_controller(
         ),
     };
     let (reader, writer) = reflector::store();
+    let metrics = ctx.metrics.clone();
     // Spec and annotation changes only: the operator's own status writes do not come back as work.
     let dataset_changes = watcher(datasets, watcher::Config::default().any_semantic())
         .default_backoff()
         .reflect(writer)
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Delete(xds)) = event {
+                metrics.forget_dataset(&xds.namespace().unwrap_or_default(), &xds.name_any());
+            }
+        })
         .applied_objects()
         .predicate_filter(
             predicates::generation.combine(predicates::annotations),

@@ -190,7 +190,16 @@ impl Metrics {
             .inc();
     }
 
-    /// Forgets a deleted dataset.
+    /// Forgets a deleted dataset: its Ready state and its per-object series.
+    pub fn forget_dataset(&self, namespace: &str, name: &str) {
+        self.dataset_deleted(&format!("{namespace}/{name}"));
+        self.last_success.remove(&ObjectLabels {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        });
+    }
+
+    /// Forgets the Ready state of a deleted dataset.
     pub fn dataset_deleted(&self, key: &str) {
         if let Ok(mut states) = self.dataset_states.lock()
             && let Some(old) = states.remove(key)

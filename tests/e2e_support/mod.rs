@@ -114,10 +114,20 @@ pub struct Scenario {
     operator: Option<Operator>,
     logs: tempfile::TempDir,
     runs: usize,
+    /// The kubeconfig operators use: the admin's unless a test sets another.
+    pub kubeconfig: PathBuf,
 }
 
-struct Operator {
+/// An operator process; killed (SIGKILL) when dropped.
+pub struct Operator {
     child: Child,
+}
+
+impl Operator {
+    /// Kills the process at once, as a crash or a node failure would.
+    pub fn kill(self) {
+        drop(self);
+    }
 }
 
 impl Drop for Operator {
@@ -135,7 +145,9 @@ impl Scenario {
         let sim = Simulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), seed)
             .await
             .expect("simulator");
+        let kubeconfig = env.plane.kubeconfig_path().to_path_buf();
         Scenario {
+            kubeconfig,
             env,
             sim,
             http: reqwest::Client::new(),
@@ -212,6 +224,12 @@ impl Scenario {
     /// Starts the operator binary with extra flags.
     pub fn start_operator_with(&mut self, extra: &[&str]) {
         self.stop_operator();
+        let operator = self.spawn_operator(extra);
+        self.operator = Some(operator);
+    }
+
+    /// Starts one more operator process, owned by the caller.
+    pub fn spawn_operator(&mut self, extra: &[&str]) -> Operator {
         self.runs += 1;
         let log = self.log_path();
         let out = std::fs::File::create(&log).expect("log file");
@@ -232,7 +250,7 @@ impl Scenario {
                 "info,xero_operator=debug",
             ])
             .args(extra)
-            .env("KUBECONFIG", self.env.plane.kubeconfig_path())
+            .env("KUBECONFIG", &self.kubeconfig)
             .env("XERO_OPERATOR_POWERBI_API_URL", &url)
             .env("XERO_OPERATOR_AUTHORITY_HOST", &url)
             .env("XERO_OPERATOR_XERO_IDENTITY_URL", &url)
@@ -242,7 +260,7 @@ impl Scenario {
             .stderr(err)
             .spawn()
             .expect("start xero-operator");
-        self.operator = Some(Operator { child });
+        Operator { child }
     }
 
     /// Kills the operator with SIGKILL (no graceful shutdown).

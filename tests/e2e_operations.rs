@@ -1,0 +1,302 @@
+//! Running the operator as production runs it: with only the chart's RBAC, as two replicas with
+//! leader election, and scraped by Prometheus.
+
+mod e2e_support;
+
+use std::time::{Duration, Instant};
+
+use e2e_support::*;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use xero_operator::api::conditions::{self, reason};
+
+const WAIT: Duration = Duration::from_secs(60);
+const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/xero-operator");
+
+fn refreshes_path() -> String {
+    format!("/v1.0/myorg/groups/{WORKSPACE}/datasets/{DATASET}/refreshes")
+}
+
+/// Installs the chart into the scenario's namespace, watching only that namespace, and writes a
+/// kubeconfig that authenticates as the chart's ServiceAccount (a TokenRequest token).
+async fn install_chart_and_use_its_service_account(s: &mut Scenario) {
+    let ns = s.env.namespace.clone();
+    let helm_home = tempfile::tempdir().expect("helm home");
+    let output = tokio::process::Command::new(&s.env.plane.binaries().helm)
+        .args([
+            "install",
+            "xo",
+            CHART,
+            "--namespace",
+            &ns,
+            "--set",
+            "crds.install=false",
+        ])
+        .args(["--set", &format!("watchNamespaces={{{ns}}}")])
+        .env("KUBECONFIG", s.env.plane.kubeconfig_path())
+        .env("HELM_CACHE_HOME", helm_home.path().join("cache"))
+        .env("HELM_CONFIG_HOME", helm_home.path().join("config"))
+        .env("HELM_DATA_HOME", helm_home.path().join("data"))
+        .output()
+        .await
+        .expect("run helm");
+    assert!(
+        output.status.success(),
+        "helm install: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: Vec::new(),
+            expiration_seconds: Some(3600),
+            ..TokenRequestSpec::default()
+        },
+        ..TokenRequest::default()
+    };
+    let token = Api::<ServiceAccount>::namespaced(s.env.client.clone(), &ns)
+        .create_token_request("xo-xero-operator", &PostParams::default(), &request)
+        .await
+        .expect("token for the chart's ServiceAccount")
+        .status
+        .expect("token status")
+        .token;
+    let kubeconfig = s
+        .env
+        .plane
+        .kubeconfig_for(
+            &format!("system:serviceaccount:{ns}:xo-xero-operator"),
+            &token,
+        )
+        .expect("kubeconfig");
+    let path = s.env.plane.dir().join(format!("kubeconfig-{ns}"));
+    std::fs::write(&path, kubeconfig).expect("write kubeconfig");
+    s.kubeconfig = path;
+}
+
+fn leader_flags(ns: &str) -> Vec<String> {
+    [
+        "--leader-election",
+        "true",
+        "--leader-election-namespace",
+        ns,
+        // The chart's leaderElection.leaseName, which its Role names.
+        "--leader-election-lease",
+        "xero-operator",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_charts_service_account_has_enough_rights_to_heal() {
+    let mut s = Scenario::start("e2e-chart-rbac", &broken_tenant_seed()).await;
+    s.create_secrets().await;
+    s.apply_dataset(&dataset_manifest("rbac", json!({}))).await;
+    install_chart_and_use_its_service_account(&mut s).await;
+    let ns = s.env.namespace.clone();
+    let flags = leader_flags(&ns);
+    s.start_operator_with(&flags.iter().map(String::as_str).collect::<Vec<_>>());
+
+    s.wait_condition(
+        "rbac",
+        conditions::READY,
+        "True",
+        Some(reason::RECONCILED),
+        WAIT,
+    )
+    .await;
+    assert_ne!(
+        s.secret_value("xero-app", "refreshToken").await,
+        INITIAL_REFRESH_TOKEN
+    );
+    assert_eq!(s.count("POST", &refreshes_path()).await, 1);
+    // Events were written with the chart's rights too.
+    assert!(
+        s.event_reasons("rbac")
+            .await
+            .contains(&reason::REFRESH_TRIGGERED.to_owned())
+    );
+    let log = s.operator_log();
+    assert!(
+        !log.contains("Forbidden") && !log.contains("403"),
+        "{}",
+        tail(&log, 40)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_one_leader_and_a_quick_hand_over_without_duplicates() {
+    let mut s = Scenario::start("e2e-ha", &broken_tenant_seed()).await;
+    s.create_secrets().await;
+    s.apply_dataset(&dataset_manifest("ha", json!({}))).await;
+    let ns = s.env.namespace.clone();
+    let flags = leader_flags(&ns);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let first = s.spawn_operator(&flags);
+    s.wait_condition(
+        "ha",
+        conditions::READY,
+        "True",
+        Some(reason::RECONCILED),
+        WAIT,
+    )
+    .await;
+    let second = s.spawn_operator(&flags);
+    // Only the leader reconciles: one refresh for the one failure.
+    assert_eq!(s.count("POST", &refreshes_path()).await, 1);
+
+    // The leader dies; a refresh request made right after is served by the standby within the
+    // lease hand-over time.
+    first.kill();
+    let killed = Instant::now();
+    s.datasets()
+        .patch(
+            "ha",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {"xero-operator.dev/refresh-requested-at": "after-failover"}}})),
+        )
+        .await
+        .expect("annotate");
+    s.wait_for(
+        "ha",
+        "the standby to serve the request",
+        Duration::from_secs(30),
+        |x| {
+            x.status
+                .as_ref()
+                .and_then(|st| st.last_handled_refresh_at.as_deref())
+                == Some("after-failover")
+        },
+    )
+    .await;
+    let hand_over = killed.elapsed();
+    assert!(
+        hand_over <= Duration::from_secs(20),
+        "hand-over took {hand_over:?}"
+    );
+    s.wait_condition(
+        "ha",
+        conditions::READY,
+        "True",
+        Some(reason::RECONCILED),
+        WAIT,
+    )
+    .await;
+    assert_eq!(
+        s.count("POST", &refreshes_path()).await,
+        2,
+        "exactly the requested refresh, no duplicate"
+    );
+    eprintln!("leader hand-over served a request {hand_over:?} after the leader was killed");
+    second.kill();
+}
+
+/// Checks that `text` is Prometheus text exposition: comments, or `name{labels} value` samples.
+fn assert_prometheus_text(text: &str) {
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("not a sample: {line}"));
+        assert!(value.parse::<f64>().is_ok(), "not a number in {line}");
+        let name = series.split('{').next().unwrap_or_default();
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line}"
+        );
+        if let Some(labels) = series.strip_prefix(name) {
+            assert!(
+                labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+                "bad labels in {line}"
+            );
+        }
+    }
+}
+
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit_once(' '))
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_and_per_object_series_leave_with_the_object() {
+    let mut s = Scenario::start("e2e-metrics", &broken_tenant_seed()).await;
+    s.create_secrets().await;
+    s.apply_dataset(&dataset_manifest("observed", json!({})))
+        .await;
+    s.start_operator();
+    s.wait_condition(
+        "observed",
+        conditions::READY,
+        "True",
+        Some(reason::RECONCILED),
+        WAIT,
+    )
+    .await;
+    let text = s.metrics().await;
+    assert_prometheus_text(&text);
+    let ns = s.env.namespace.clone();
+    let last_success = format!(
+        r#"xero_operator_dataset_last_success_timestamp_seconds{{namespace="{ns}",name="observed"}}"#
+    );
+    let now = jiff::Timestamp::now().as_second() as f64;
+    let value =
+        sample(&text, &last_success).unwrap_or_else(|| panic!("no {last_success} in\n{text}"));
+    assert!(
+        (now - value).abs() < 120.0,
+        "last success {value} is not about now ({now})"
+    );
+    assert!(
+        sample(&text, r#"xero_operator_reconciles_total{result="Success"}"#)
+            .is_some_and(|v| v >= 1.0)
+    );
+    assert!(
+        sample(&text, "xero_operator_reconcile_duration_seconds_count").is_some_and(|v| v >= 1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"xero_operator_actions_total{action="ScheduleUpdated"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"xero_operator_actions_total{action="CredentialsApplied"}"#
+        ),
+        Some(1.0)
+    );
+
+    s.datasets()
+        .delete("observed", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = s.metrics().await;
+        let gone = sample(&text, &last_success).is_none()
+            && sample(
+                &text,
+                r#"xero_operator_datasets{ready="True",reason="Reconciled"}"#,
+            ) == Some(0.0);
+        if gone {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "per-object series still there:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
