@@ -36,11 +36,17 @@ lint: toolchain ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 .PHONY: test
-test: toolchain ## The whole suite: lint, unit and integration tests on a real control plane
+test: toolchain ## The whole suite: lint, unit, integration and end-to-end tests, chart, static binary
 	export XERO_TESTBED_BIN="$$(./hack/testbed-bins.sh)"; \
 	$(MAKE) --no-print-directory lint; \
 	$(CARGO) test --workspace; \
+	./hack/static-binary.sh >/dev/null; \
 	./hack/check-no-leftovers.sh
+
+.PHONY: crds
+crds: ## Regenerate crds/ and the chart's CRD template from src/api
+	$(CARGO) run --quiet -- crd > crds/xerodatasets.yaml
+	./hack/chart-crd.sh
 
 .PHONY: bench
 bench: ## Benchmarks (scale, steady state vs a naive poller, heal latency, footprint); figures in target/bench/summary.json
