@@ -169,17 +169,30 @@ pub async fn refresh(args: RefreshArgs) -> Result<(), CliError> {
             }
         }
         if tokio::time::Instant::now() >= deadline {
-            let what = if reported_running {
-                "the refresh is still running"
+            let mut what = if reported_running {
+                "the refresh is still running".to_owned()
             } else {
                 "the operator has not handled the request (is it running and watching this \
                  namespace?)"
+                    .to_owned()
             };
+            // A dataset the operator cannot reconcile says why in its Ready condition.
+            if let Some(ready) = xds
+                .status
+                .as_ref()
+                .and_then(|s| find_condition(&s.conditions, conditions::READY))
+                .filter(|c| c.status != "True")
+            {
+                what.push_str(&format!(
+                    "; Ready={} {}: {}",
+                    ready.status, ready.reason, ready.message
+                ));
+            }
             return Err(CliError::Timeout {
                 waited: short_duration(
                     jiff::SignedDuration::try_from(args.timeout).unwrap_or_default(),
                 ),
-                what: what.into(),
+                what,
             });
         }
         tokio::time::sleep(args.poll_interval).await;
