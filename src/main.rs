@@ -42,7 +42,7 @@ enum Command {
     /// Print the XeroDataset CustomResourceDefinition as YAML (what crds/xerodatasets.yaml holds).
     Crd,
     /// Sign in to Xero (authorization code with PKCE) and store the refresh token in a Secret.
-    XeroLogin(cli::login::LoginArgs),
+    XeroLogin(Box<cli::login::LoginArgs>),
     /// Ask the operator for one refresh of a XeroDataset now; --wait for its outcome.
     Refresh(cli::refresh::RefreshArgs),
     /// Show a XeroDataset's conditions, refreshes, recovery counters and recent events.
@@ -97,7 +97,7 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::XeroLogin(args) => cli_outcome(cli::login::xero_login(args).await),
+        Command::XeroLogin(args) => cli_outcome(cli::login::xero_login(*args).await),
         Command::Refresh(args) => cli_outcome(cli::refresh::refresh(args).await),
         Command::Status(args) => cli_outcome(cli::status::status(args).await),
     }
