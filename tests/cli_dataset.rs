@@ -674,4 +674,34 @@ async fn status_shows_conditions_refreshes_recovery_and_events_in_columns() {
         cells(events_block[1]),
         ["5m", "Warning", "XeroRefreshTokenRejected"]
     );
+
+    // The same through kubectl, with the binary installed as the plugin kubectl-xero.
+    let plugins = tempfile::tempdir().expect("plugin dir");
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_xero-operator"),
+        plugins.path().join("kubectl-xero"),
+    )
+    .expect("install the plugin");
+    let output = tokio::process::Command::new(&s.env.plane.binaries().kubectl)
+        .args(["xero", "status", NAME, "-n", &ns])
+        .env("KUBECONFIG", s.env.plane.kubeconfig_path())
+        .env("PATH", plugins.path())
+        .output()
+        .await
+        .expect("run kubectl xero");
+    let plugin_out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        plugin_out.lines().next(),
+        out.lines().next(),
+        "{plugin_out}"
+    );
+    assert!(
+        plugin_out.contains("XeroRefreshTokenRejected"),
+        "{plugin_out}"
+    );
 }
