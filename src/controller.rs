@@ -239,10 +239,19 @@ pub async fn run_controller(
     let dataset_changes = watcher(datasets, watcher::Config::default().any_semantic())
         .default_backoff()
         .reflect(writer)
-        .inspect(move |event| {
-            if let Ok(watcher::Event::Delete(xds)) = event {
+        .inspect(move |event| match event {
+            Ok(watcher::Event::Delete(xds)) => {
                 metrics.forget_dataset(&xds.namespace().unwrap_or_default(), &xds.name_any());
             }
+            // Ready once the initial list is in the store. Not `Store::wait_until_ready` in a
+            // task of our own: the controller waits on the same store, and kube-runtime's
+            // DelayedInit wakes only the last waiter registered, so a second waiter may never
+            // wake (the operator then stayed unready with an empty namespace).
+            Ok(watcher::Event::InitDone) if !readiness.is_ready() => {
+                readiness.set_ready();
+                tracing::info!("initial list of XeroDatasets synced");
+            }
+            _ => {}
         })
         .applied_objects()
         .predicate_filter(
@@ -254,13 +263,6 @@ pub async fn run_controller(
         .touched_objects()
         .predicate_filter(predicates::resource_version, Default::default());
     let mapping_store = reader.clone();
-    let ready_store = reader.clone();
-    tokio::spawn(async move {
-        if ready_store.wait_until_ready().await.is_ok() {
-            readiness.set_ready();
-            tracing::info!("initial list of XeroDatasets synced");
-        }
-    });
     Controller::for_stream(dataset_changes, reader)
         .watches_stream(secret_changes, move |secret| {
             datasets_waiting_for_secret(&mapping_store, &secret)

@@ -242,7 +242,11 @@ pub fn plan_actions(
                 if memory.credentials_applied.is_none_or(|t| t < window) {
                     apply_before_slot = Some(slot);
                 }
-                // Look again after this slot for the next window.
+                // Look again at the slot, to watch for its refresh's outcome (below), and after
+                // it for the next window.
+                if slot > now {
+                    wake.at(slot);
+                }
                 if let Some(next) = desired.schedule.next_slot(
                     zone,
                     slot.checked_add(SignedDuration::from_secs(1))

@@ -565,6 +565,19 @@ fn slot_in_the_lead_window_gets_fresh_credentials_once() {
 }
 
 #[test]
+fn credentials_applied_in_the_window_wake_at_the_slot_to_watch_its_outcome() {
+    let d = desired();
+    let o = observed(&d, vec![completed("a", "2026-11-25T06:01:00Z")]);
+    let p = plan(&d, &o, &Memory::default(), "2026-11-25T12:22:00Z");
+    assert!(matches!(p.actions[..], [Action::ApplyCredentials(_)]));
+    assert_eq!(p.requeue_after, Duration::from_secs(8 * 60));
+    // At the slot nothing has shown up yet: poll for it.
+    let at_slot = plan(&d, &o, &p.memory, "2026-11-25T12:30:00Z");
+    assert!(at_slot.actions.is_empty(), "{:?}", at_slot.actions);
+    assert_eq!(at_slot.requeue_after, TIMING.poll_interval);
+}
+
+#[test]
 fn slot_just_passed_without_credentials_still_gets_them() {
     let d = desired();
     let o = observed(&d, vec![completed("a", "2026-11-25T06:01:00Z")]);
