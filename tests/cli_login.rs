@@ -206,10 +206,7 @@ impl Login {
             .expect("xero-login did not exit within 30s")
             .expect("wait for xero-login");
         let mut rest = String::new();
-        self.stdout
-            .read_to_string(&mut rest)
-            .await
-            .expect("stdout");
+        self.stdout.read_to_string(&mut rest).await.expect("stdout");
         let mut stderr = String::new();
         if let Some(mut err) = self.child.stderr.take() {
             err.read_to_string(&mut stderr).await.expect("stderr");
@@ -285,7 +282,12 @@ async fn signing_in_updates_the_secret_with_a_refresh_token_xero_accepts() {
     assert_eq!(callback.path(), "/callback");
     let page = browser().get(callback).send().await.expect("callback");
     assert_eq!(page.status(), StatusCode::OK);
-    assert!(page.text().await.expect("page").contains("Signed in to Xero"));
+    assert!(
+        page.text()
+            .await
+            .expect("page")
+            .contains("Signed in to Xero")
+    );
 
     let (status, output) = login.finish().await;
     assert!(status.success(), "xero-login failed:\n{output}");
@@ -324,7 +326,12 @@ async fn signing_in_creates_the_secret_from_the_flags() {
     let login = s
         .start_login(
             "new-xero-app",
-            &["--client-id", XERO_CLIENT, "--scopes", "accounting.contacts.read"],
+            &[
+                "--client-id",
+                XERO_CLIENT,
+                "--scopes",
+                "accounting.contacts.read",
+            ],
             &[("XERO_CLIENT_SECRET", XERO_SECRET)],
         )
         .await;
@@ -371,9 +378,15 @@ async fn a_redirect_with_another_state_is_refused_and_nothing_is_written() {
     assert_eq!(page.status(), StatusCode::BAD_REQUEST);
 
     let (status, output) = login.finish().await;
-    assert!(!status.success(), "xero-login accepted a forged state:\n{output}");
+    assert!(
+        !status.success(),
+        "xero-login accepted a forged state:\n{output}"
+    );
     assert!(output.contains("state does not match"), "{output}");
-    assert!(s.secret_data("xero-app").await.is_none(), "a Secret was written");
+    assert!(
+        s.secret_data("xero-app").await.is_none(),
+        "a Secret was written"
+    );
     assert_eq!(s.count("POST", "/connect/token").await, 0);
 }
 
