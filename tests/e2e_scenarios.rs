@@ -432,3 +432,59 @@ async fn a_healthy_dataset_makes_few_calls_per_hour() {
         s.requests("", "/v1.0/").await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dataset_the_operator_cannot_use_does_not_stop_the_others() {
+    let mut s = Scenario::start("e2e-isolation", &many_datasets_seed(2)).await;
+    s.create_secrets().await;
+    // Valid for the API server, unusable for the operator: Power BI knows no such time zone.
+    let unusable = json!({"schedule": {"timeZone": "Mars Standard Time"}});
+    s.apply_dataset(&dataset_manifest("unusable", unusable))
+        .await;
+    // And one whose Secret does not exist.
+    let orphan = json!({
+        "dataset": {"id": dataset_id(1), "name": null},
+        "xero": {"credentialsSecretRef": {"name": "missing"}},
+    });
+    s.apply_dataset(&dataset_manifest("orphan", orphan)).await;
+    let healthy = json!({"dataset": {"id": dataset_id(0), "name": null}});
+    s.apply_dataset(&dataset_manifest("healthy", healthy)).await;
+    s.start_operator();
+
+    let unusable = s
+        .wait_condition(
+            "unusable",
+            conditions::STALLED,
+            "True",
+            Some(reason::INVALID_SPEC),
+            WAIT,
+        )
+        .await;
+    let ready = find_condition(
+        &unusable.status.expect("status").conditions,
+        conditions::READY,
+    )
+    .expect("Ready")
+    .clone();
+    assert!(
+        ready.message.contains("spec.schedule.timeZone"),
+        "{}",
+        ready.message
+    );
+    s.wait_condition(
+        "healthy",
+        conditions::READY,
+        "True",
+        Some(reason::RECONCILED),
+        WAIT,
+    )
+    .await;
+    s.wait_condition(
+        "orphan",
+        conditions::READY,
+        "False",
+        Some(reason::SECRET_NOT_FOUND),
+        WAIT,
+    )
+    .await;
+}
