@@ -159,7 +159,10 @@ pub async fn reconcile_dataset(
     let namespace = xds.namespace().unwrap_or_default();
     let cloud = match services.cloud(validated.cloud) {
         Ok(cloud) => cloud,
-        Err(err) => return failed(outcome, &StepError::Call(err, Service::PowerBi), timing),
+        Err(err) => {
+            let err = StepError::Call(err, Service::PowerBi);
+            return failed(outcome, &err, &validated, timing);
+        }
     };
     let session = gather::Session {
         services,
@@ -176,7 +179,7 @@ pub async fn reconcile_dataset(
     .await
     {
         Ok(g) => g,
-        Err(err) => return failed(outcome, &err, timing),
+        Err(err) => return failed(outcome, &err, &validated, timing),
     };
     outcome.dataset_id = Some(gathered.dataset_id.clone());
     outcome.schedule_checked = gathered.observed.schedule.is_some();
@@ -184,7 +187,7 @@ pub async fn reconcile_dataset(
 
     let memory = memory_from_status(xds.status.as_ref());
     let plan = plan_actions(&validated.desired, &gathered.observed, &memory, timing, now);
-    let mut requeue = plan.requeue_after;
+    let requeue = plan.requeue_after;
     let executed = execute::execute(&session, &gathered.dataset_id, &plan, &memory, now).await;
     outcome.executed = executed.done;
     outcome.triggered_request_id = executed.triggered_request_id;
@@ -193,9 +196,8 @@ pub async fn reconcile_dataset(
     outcome.refresh_token_rotated_at = executed.refresh_token_rotated_at;
     outcome.plan = Some(executed.plan);
     if let Some(err) = executed.error {
-        let (failure, wait) = failure_of(&err, timing);
-        outcome.failure = Some(failure);
-        requeue = requeue.min(wait);
+        let (outcome, wait) = failed(outcome, &err, &validated, timing);
+        return (outcome, requeue.min(wait));
     }
     (outcome, requeue)
 }
@@ -218,8 +220,18 @@ pub(crate) enum StepError {
     Finding(Failure),
 }
 
-fn failed(mut outcome: Outcome, err: &StepError, timing: Timing) -> (Outcome, Duration) {
+/// Records a failure. A refresh request that cannot be served until a human acts is answered
+/// now (echoed as handled, with the failure as the reason), so that nobody waits for it.
+fn failed(
+    mut outcome: Outcome,
+    err: &StepError,
+    validated: &validate::ValidatedSpec,
+    timing: Timing,
+) -> (Outcome, Duration) {
     let (failure, wait) = failure_of(err, timing);
+    if failure.needs_human {
+        outcome.refused_request = validated.desired.refresh_requested.clone();
+    }
     outcome.failure = Some(failure);
     (outcome, wait)
 }

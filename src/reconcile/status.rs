@@ -50,6 +50,8 @@ pub struct Outcome {
     pub refresh_token_rotated_at: Option<Timestamp>,
     /// A reconcile-requested-at value handled by this reconcile.
     pub handled_reconcile: Option<String>,
+    /// A refresh-requested-at value answered without a refresh because of `failure`.
+    pub refused_request: Option<String>,
     pub failure: Option<Failure>,
 }
 
@@ -103,6 +105,9 @@ pub fn build_status(
     }
     if let Some(value) = &outcome.handled_reconcile {
         status.last_handled_reconcile_at = Some(value.clone());
+    }
+    if let Some(value) = &outcome.refused_request {
+        status.last_handled_refresh_at = Some(value.clone());
     }
 
     events.extend(action_events(outcome));
