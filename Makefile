@@ -40,6 +40,7 @@ test: toolchain ## The whole suite: lint, unit, integration and end-to-end tests
 	export XERO_TESTBED_BIN="$$(./hack/testbed-bins.sh)"; \
 	$(MAKE) --no-print-directory lint; \
 	$(CARGO) test --workspace; \
+	DEMO_ONCE=1 ./hack/demo.sh; \
 	./hack/static-binary.sh >/dev/null; \
 	./hack/check-no-leftovers.sh
 
