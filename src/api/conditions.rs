@@ -92,8 +92,6 @@ pub mod reason {
     pub const XERO_UNAVAILABLE: &str = "XeroUnavailable";
     /// Another refresh would exceed the capacity's daily refresh limit (scheduled ones count).
     pub const DAILY_LIMIT_REACHED: &str = "DailyLimitReached";
-    /// The operator waits for the recovery backoff to end before the next attempt.
-    pub const BACKOFF: &str = "Backoff";
     /// The spec cannot be acted on (for example an unknown time zone); the message says why.
     pub const INVALID_SPEC: &str = "InvalidSpec";
 }
