@@ -2,122 +2,37 @@
 //! the operator binary running against the simulator for `refresh --wait`, and with a status
 //! written through the status subresource for `status`.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use powerbi_sim::{RunningSimulator, Seed, Simulator};
-use serde_json::{Value, json};
+use serde_json::json;
 use xero_operator::api::conditions::{self, ConditionStatus, find_condition, reason};
 use xero_operator::api::{
     LastRefresh, RecoveryStatus, XeroDataset, XeroDatasetStatus, status_time,
 };
 use xero_operator::reconcile::validate::REFRESH_REQUESTED_AT;
-use xero_testbed::TestEnv;
 
-const TENANT: &str = "7d0b1a8e-0c57-4d8e-9b3a-5f2c9d1e4a60";
-const SP_CLIENT: &str = "3f1c2b4a-9d8e-4f7a-b6c5-1e2d3c4b5a69";
-const WORKSPACE: &str = "f089354e-8366-4e18-aea3-4cb4a3a50b48";
-const DATASET: &str = "cfafbeb1-8037-4d0c-896e-a46fb27ff229";
-const XERO_CLIENT: &str = "0A1B2C3D4E5F60718293A4B5C6D7E8F9";
+mod e2e_support;
+
+use e2e_support::{DATASET, WORKSPACE, broken_tenant_seed, dataset_manifest};
+
 const NAME: &str = "finance-xero";
 
-/// The tenant of DESIGN.md section 1 (and of the demo): the last scheduled refresh failed on
-/// expired Xero credentials and Power BI switched the schedule off.
-fn broken_tenant_seed() -> String {
-    format!(
-        r#"
-config:
-  refreshDurationSeconds: 1
-servicePrincipals:
-  - {{tenantId: {TENANT}, clientId: {SP_CLIENT}, clientSecret: sp-secret, displayName: xero-operator}}
-workspaces:
-  - id: {WORKSPACE}
-    name: Finance
-    capacity: Shared
-    datasets:
-      - id: {DATASET}
-        name: Xero
-        configuredBy: xero-operator
-        datasources:
-          - datasourceType: Extension
-            connectionDetails: {{kind: Xero, path: Xero}}
-            gatewayId: 1f69e798-5852-4fdd-ab01-33bb14b6e934
-            datasourceId: dc2f2dac-e5e2-4c37-af76-2a0bc10f16cb
-            xeroTenantId: fe79f7dd-b6d4-4a92-ba7b-538af6289c58
-        schedule:
-          enabled: false
-          days: [Monday, Tuesday, Wednesday, Thursday, Friday]
-          times: ["06:00", "12:30"]
-          localTimeZoneId: UTC
-          notifyOption: NoNotification
-        refreshHistory:
-          - requestId: 9399bb89-25d1-44f8-8576-136d7e9014b1
-            refreshType: Scheduled
-            startTime: "2025-01-03T06:00:12Z"
-            endTime: "2025-01-03T06:01:40Z"
-            status: Failed
-            serviceExceptionJson: '{{"errorCode":"DMTS_OAuthTokenRefreshFailedError"}}'
-xero:
-  apps:
-    - {{clientId: {XERO_CLIENT}, clientSecret: xero-secret, redirectUris: ["http://localhost:8912/callback"]}}
-  connections:
-    - {{tenantId: fe79f7dd-b6d4-4a92-ba7b-538af6289c58, tenantName: Demo Company (UK), tenantType: ORGANISATION}}
-  refreshTokens:
-    - token: initial-refresh-token
-"#
-    )
-}
-
-fn dataset_manifest() -> Value {
-    json!({
-        "apiVersion": "xero-operator.dev/v1alpha1",
-        "kind": "XeroDataset",
-        "metadata": {"name": NAME},
-        "spec": {
-            "workspaceId": WORKSPACE,
-            "dataset": {"name": "Xero"},
-            "xero": {"organisation": "Demo Company (UK)", "credentialsSecretRef": {"name": "xero-app"}},
-            "powerBI": {"credentialsSecretRef": {"name": "powerbi-sp"}},
-            "schedule": {
-                "enabled": true,
-                "days": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"],
-                "times": ["06:00", "12:30"],
-                "timeZone": "UTC",
-            },
-            "recovery": {"maxAttemptsPerDay": 3, "backoff": {"initial": "2s", "max": "10s"}},
-        },
-    })
-}
-
-/// The operator binary, killed when dropped.
-struct Operator {
-    child: Child,
-    log: tempfile::NamedTempFile,
-}
-
-impl Operator {
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.log.path()).unwrap_or_default()
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// The end-to-end scenario (testbed, simulator with the broken tenant, operator binary) with
+/// the CLI on top.
 struct Scenario {
-    env: TestEnv,
-    sim: Option<RunningSimulator>,
-    operator: Option<Operator>,
+    e2e: e2e_support::Scenario,
+}
+
+impl std::ops::Deref for Scenario {
+    type Target = e2e_support::Scenario;
+
+    fn deref(&self) -> &Self::Target {
+        &self.e2e
+    }
 }
 
 /// What one run of the CLI did.
@@ -129,105 +44,32 @@ struct Run {
 
 impl Scenario {
     async fn start(name: &str) -> Scenario {
-        xero_operator::telemetry::install_crypto_provider();
         Scenario {
-            env: TestEnv::new(name).await,
-            sim: None,
-            operator: None,
+            e2e: e2e_support::Scenario::start(name, &broken_tenant_seed()).await,
         }
     }
 
-    fn datasets(&self) -> Api<XeroDataset> {
-        Api::namespaced(self.env.client.clone(), &self.env.namespace)
-    }
-
-    async fn create_secret(&self, name: &str, data: &[(&str, &str)]) {
-        let data: BTreeMap<&str, &str> = data.iter().copied().collect();
-        let secret: Secret =
-            serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data}))
-                .expect("secret");
-        Api::<Secret>::namespaced(self.env.client.clone(), &self.env.namespace)
-            .create(&PostParams::default(), &secret)
-            .await
-            .expect("create secret");
-    }
-
     async fn apply_dataset(&self) {
-        self.datasets()
-            .patch(
-                NAME,
-                &PatchParams::apply("cli-test").force(),
-                &Patch::Apply(dataset_manifest()),
-            )
-            .await
-            .expect("apply XeroDataset");
+        self.e2e
+            .apply_dataset(&dataset_manifest(NAME, json!({})))
+            .await;
     }
 
-    /// The simulator with the broken tenant, the Secrets, the XeroDataset and the operator
-    /// binary watching this namespace; returns once the operator has healed the dataset.
+    /// The Secrets, the XeroDataset and the operator binary watching this namespace; returns
+    /// once the operator has healed the dataset.
     async fn healed(&mut self) {
-        let seed = Seed::from_yaml(&broken_tenant_seed()).expect("seed");
-        let sim = Simulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), seed)
-            .await
-            .expect("simulator");
-        let url = sim.url();
-        self.sim = Some(sim);
-        self.create_secret(
-            "powerbi-sp",
-            &[
-                ("tenantId", TENANT),
-                ("clientId", SP_CLIENT),
-                ("clientSecret", "sp-secret"),
-            ],
-        )
-        .await;
-        self.create_secret(
-            "xero-app",
-            &[
-                ("clientId", XERO_CLIENT),
-                ("clientSecret", "xero-secret"),
-                ("refreshToken", "initial-refresh-token"),
-            ],
-        )
-        .await;
+        self.e2e.create_secrets().await;
         self.apply_dataset().await;
-        let log = tempfile::NamedTempFile::new().expect("log file");
-        let out = log.reopen().expect("log file");
-        let err = log.reopen().expect("log file");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_xero-operator"))
-            .args([
-                "run",
-                "--watch-namespaces",
-                &self.env.namespace,
-                "--metrics-addr",
-                "127.0.0.1:0",
-                "--refresh-poll-interval",
-                "1s",
-                "--resync-interval",
-                "1h",
-            ])
-            .env("KUBECONFIG", self.env.plane.kubeconfig_path())
-            .env("XERO_OPERATOR_POWERBI_API_URL", &url)
-            .env("XERO_OPERATOR_AUTHORITY_HOST", &url)
-            .env("XERO_OPERATOR_XERO_IDENTITY_URL", &url)
-            .env("XERO_OPERATOR_XERO_API_URL", &url)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("start xero-operator");
-        self.operator = Some(Operator { child, log });
-        self.wait_for(
-            "Ready=True after the heal",
-            Duration::from_secs(60),
-            |xds| {
-                xds.status
-                    .as_ref()
-                    .and_then(|s| find_condition(&s.conditions, conditions::READY))
-                    .is_some_and(|c| c.status == "True")
-            },
-        )
-        .await;
+        self.e2e.start_operator();
+        self.e2e
+            .wait_condition(
+                NAME,
+                conditions::READY,
+                "True",
+                None,
+                Duration::from_secs(60),
+            )
+            .await;
     }
 
     async fn wait_for(
@@ -236,24 +78,7 @@ impl Scenario {
         within: Duration,
         ready: impl Fn(&XeroDataset) -> bool,
     ) -> XeroDataset {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Ok(xds) = self.datasets().get(NAME).await
-                && ready(&xds)
-            {
-                return xds;
-            }
-            if Instant::now() > deadline {
-                let status = self.datasets().get(NAME).await.ok().and_then(|x| x.status);
-                let log = self
-                    .operator
-                    .as_ref()
-                    .map(Operator::log)
-                    .unwrap_or_default();
-                panic!("timed out waiting for {what}\nstatus: {status:#?}\noperator log:\n{log}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        self.e2e.wait_for(NAME, what, within, ready).await
     }
 
     /// Runs the CLI binary with the testbed's kubeconfig.
@@ -279,23 +104,12 @@ impl Scenario {
 
     /// Refresh POSTs the simulator served for the dataset.
     async fn refresh_posts(&self) -> usize {
-        let sim = self.sim.as_ref().expect("simulator");
-        let list: Vec<Value> = reqwest::Client::new()
-            .get(format!("{}/_sim/requests", sim.url()))
-            .query(&[
-                ("method", "POST"),
-                (
-                    "pathPrefix",
-                    &format!("/v1.0/myorg/groups/{WORKSPACE}/datasets/{DATASET}/refreshes"),
-                ),
-            ])
-            .send()
+        self.e2e
+            .count(
+                "POST",
+                &format!("/v1.0/myorg/groups/{WORKSPACE}/datasets/{DATASET}/refreshes"),
+            )
             .await
-            .expect("request log")
-            .json()
-            .await
-            .expect("request log json");
-        list.len()
     }
 
     async fn annotation(&self) -> String {
@@ -416,7 +230,7 @@ async fn refresh_wait_reports_the_outcome_of_exactly_one_refresh_per_request() {
 
     // Xero access revoked: the operator cannot serve the request until someone acts, so it
     // answers it at once without a refresh, and the command fails naming the reason.
-    let sim = s.sim.as_ref().expect("simulator");
+    let sim = &s.sim;
     let revoked = reqwest::Client::new()
         .post(format!("{}/_sim/xero/revoke", sim.url()))
         .json(&json!({"all": true}))
