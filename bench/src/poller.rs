@@ -35,9 +35,13 @@ impl Poller {
         }
     }
 
-    /// Runs a round every [`POLL_EVERY`] of virtual time until `until`.
+    /// Runs a round every [`POLL_EVERY`] of virtual time, on the quarter hour as a CronJob
+    /// scheduled `*/15 * * * *` does, until `until`.
     pub async fn run(mut self, clock: BenchClock, until: jiff::Timestamp) -> Result<usize> {
-        let mut next = clock.now();
+        let every = POLL_EVERY.as_secs() as i64;
+        let now = clock.now().as_second();
+        let mut next = jiff::Timestamp::from_second(now + (every - now.rem_euclid(every)) % every)
+            .context("the poller's first round")?;
         let mut heals = 0;
         while next < until {
             clock.sleep_until(next).await;

@@ -39,6 +39,10 @@ pub async fn run(bench: &mut Bench, scale: f64) -> Result<()> {
         refresh_duration_seconds: REFRESH_SECONDS,
     };
     let tenant = Tenant::new(options);
+    // The cluster side first, so that the virtual day starts when the operator does.
+    let namespace = cluster::namespace(&bench.plane, &bench.client, "bench-steady").await?;
+    cluster::create_tenant(&bench.client, &namespace, &tenant).await?;
+    let ready = ReadyWatch::start(&bench.client, &namespace).await?;
     let clock = BenchClock::new(origin, scale);
     let operator_sim = Sim::start(&tenant).await?;
     let poller_sim = Sim::start(&tenant).await?;
@@ -46,9 +50,6 @@ pub async fn run(bench: &mut Bench, scale: f64) -> Result<()> {
         clock.align(&operator_sim).await?,
         clock.align(&poller_sim).await?,
     ];
-    let namespace = cluster::namespace(&bench.plane, &bench.client, "bench-steady").await?;
-    cluster::create_tenant(&bench.client, &namespace, &tenant).await?;
-    let ready = ReadyWatch::start(&bench.client, &namespace).await?;
 
     let config = bench.operator_config(
         &namespace,
