@@ -108,13 +108,12 @@ pub async fn reconcile(xds: Arc<XeroDataset>, ctx: Arc<Context>) -> Result<Actio
     let started = Instant::now();
     let namespace = xds.namespace().ok_or(Error::NoNamespace)?;
     let name = xds.name_any();
-    let span = tracing::info_span!("reconcile", %namespace, %name);
-    let _guard = span.enter();
     let check_schedule = ctx.schedule_check_due(&xds);
     let now = ctx.clock.now();
     let (outcome, requeue_after) =
         reconcile_dataset(&xds, &ctx.services, ctx.timing, now, check_schedule).await;
-    if outcome.schedule_checked {
+    // A failed reconcile reads the schedule again next time: a schedule update may be pending.
+    if outcome.schedule_checked && outcome.failure.is_none() {
         ctx.schedule_checked(&xds);
     }
     let (status, events) = build_status(xds.status.as_ref(), &outcome);

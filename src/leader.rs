@@ -51,14 +51,27 @@ pub async fn run_election(
     loop {
         if *stop.borrow() {
             if *leading.borrow() {
-                if let Err(err) = release(&api, &settings).await {
-                    tracing::warn!(error = %err, "could not release the leader lease");
+                match tokio::time::timeout(call_timeout(&settings), release(&api, &settings)).await
+                {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => {
+                        tracing::warn!(error = %err, "could not release the leader lease")
+                    }
+                    Err(_) => tracing::warn!("releasing the leader lease timed out"),
                 }
                 let _ = leading.send(false);
             }
             return ElectionEnd::Stopped;
         }
-        match try_acquire_or_renew(&api, &settings).await {
+        let attempt = tokio::time::timeout(
+            call_timeout(&settings),
+            try_acquire_or_renew(&api, &settings),
+        );
+        let result = match attempt.await {
+            Ok(result) => result,
+            Err(_) => Err(kube::Error::Service("leader lease call timed out".into())),
+        };
+        match result {
             Ok(true) => {
                 last_renewal = Some(std::time::Instant::now());
                 if !*leading.borrow() {
@@ -74,7 +87,10 @@ pub async fn run_election(
             }
             Err(err) => {
                 tracing::warn!(error = %err, "leader lease update failed");
-                let expired = last_renewal.is_none_or(|t| t.elapsed() >= settings.lease_duration);
+                // Step down well before a standby may take the lease over (after the full lease
+                // duration), so that two replicas never lead at once.
+                let deadline = settings.lease_duration.mul_f64(2.0 / 3.0);
+                let expired = last_renewal.is_none_or(|t| t.elapsed() >= deadline);
                 if *leading.borrow() && expired {
                     let _ = leading.send(false);
                     return ElectionEnd::Lost;
@@ -86,6 +102,11 @@ pub async fn run_election(
             _ = stop.changed() => {}
         }
     }
+}
+
+/// Longest time one Lease call may take: a hung call must not outlive the renew deadline.
+fn call_timeout(settings: &LeaseSettings) -> std::time::Duration {
+    (settings.lease_duration / 3).max(std::time::Duration::from_secs(1))
 }
 
 /// How an election ended.

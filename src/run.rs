@@ -37,7 +37,7 @@ pub struct RunArgs {
     #[arg(long, env = "XERO_OPERATOR_REFRESH_POLL_INTERVAL", default_value = "15s", value_parser = parse_duration)]
     pub refresh_poll_interval: Duration,
     /// Credential lead time of XeroDatasets that do not set spec.schedule.credentialLeadTime.
-    #[arg(long, env = "XERO_OPERATOR_DEFAULT_CREDENTIAL_LEAD_TIME", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "XERO_OPERATOR_DEFAULT_CREDENTIAL_LEAD_TIME", default_value = "10m", value_parser = parse_lead_time)]
     pub default_credential_lead_time: Duration,
     /// Address of the /metrics, /livez and /readyz endpoints.
     #[arg(
@@ -81,6 +81,19 @@ pub struct RunArgs {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     duration::parse(text).map_err(|e| e.to_string())
+}
+
+/// A credential lead time: at most what a dataset's spec may set.
+fn parse_lead_time(text: &str) -> Result<Duration, String> {
+    let lead = parse_duration(text)?;
+    let max = duration::parse(crate::api::MAX_CREDENTIAL_LEAD_TIME).map_err(|e| e.to_string())?;
+    if lead > max {
+        return Err(format!(
+            "at most {}: Xero access tokens last 30 minutes and Power BI may start a scheduled refresh 15 minutes late",
+            crate::api::MAX_CREDENTIAL_LEAD_TIME
+        ));
+    }
+    Ok(lead)
 }
 
 /// Why the operator could not run.
@@ -151,6 +164,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     ));
 
     let (leading_tx, mut leading) = watch::channel(!args.leader_election);
+    // The election stops (and releases the lease) only after the controllers have finished
+    // their in-flight reconciles, so that a standby never works beside a leader shutting down.
+    let (end_election, election_stop) = watch::channel(false);
     let election = args.leader_election.then(|| {
         let identity = args
             .pod_name
@@ -165,7 +181,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             client.clone(),
             settings,
             leading_tx,
-            stop.clone(),
+            election_stop,
         ))
     });
     if args.leader_election {
@@ -218,6 +234,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     }
     // The controllers stop on a signal or when leadership is lost; either way, stop the rest.
     let _ = stop_tx.send(true);
+    let _ = end_election.send(true);
 
     let lost_leadership = match election {
         Some(task) => matches!(task.await, Ok(ElectionEnd::Lost)),

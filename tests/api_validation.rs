@@ -163,7 +163,7 @@ const INVALID: &[Invalid] = &[
         case: "lead time longer than a Xero access token lives",
         changes: &[("/spec/schedule/credentialLeadTime", || Some(json!("45m")))],
         field: "spec.schedule.credentialLeadTime",
-        says: "must be at most 25m",
+        says: "must be at most 15m",
     },
     Invalid {
         case: "backoff with a unit Go does not know",
@@ -314,8 +314,8 @@ const VALID: &[(&str, &[Change])] = &[
         })],
     ),
     (
-        "lead time 25m",
-        &[("/spec/schedule/credentialLeadTime", || Some(json!("25m")))],
+        "lead time 15m",
+        &[("/spec/schedule/credentialLeadTime", || Some(json!("15m")))],
     ),
     (
         "lead time 0s",

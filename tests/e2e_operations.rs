@@ -300,3 +300,37 @@ async fn metrics_parse_and_per_object_series_leave_with_the_object() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_operator_gracefully_and_releases_the_lease() {
+    let mut s = Scenario::start("e2e-sigterm", &broken_tenant_seed()).await;
+    s.create_secrets().await;
+    s.apply_dataset(&dataset_manifest("term", json!({}))).await;
+    let ns = s.env.namespace.clone();
+    let flags = leader_flags(&ns);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let operator = s.spawn_operator(&flags);
+    s.wait_condition(
+        "term",
+        conditions::READY,
+        "True",
+        Some(reason::RECONCILED),
+        WAIT,
+    )
+    .await;
+    let status = operator.terminate(Duration::from_secs(15));
+    assert!(
+        status.success(),
+        "exit status {status}:\n{}",
+        tail(&s.operator_log(), 30)
+    );
+    assert!(s.operator_log().contains("stopped"));
+    // The lease was released: a new replica leads at once, not after the lease expires.
+    let lease =
+        Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(s.env.client.clone(), &ns)
+            .get("xero-operator")
+            .await
+            .expect("lease");
+    let holder = lease.spec.and_then(|spec| spec.holder_identity);
+    assert_eq!(holder, None, "the lease is still held");
+}

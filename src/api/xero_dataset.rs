@@ -17,8 +17,9 @@ pub const SHARED_MAX_TIMES_PER_DAY: usize = 8;
 /// The most refresh times a day Power BI allows on Premium capacity.
 pub const PREMIUM_MAX_TIMES_PER_DAY: usize = 48;
 /// The longest `spec.schedule.credentialLeadTime`: Xero access tokens last 30 minutes, and the
-/// token pushed before a slot must still work when Power BI starts the refresh.
-pub const MAX_CREDENTIAL_LEAD_TIME: &str = "25m";
+/// token pushed before a slot must still work when Power BI starts the refresh, which can be up
+/// to 15 minutes after the slot.
+pub const MAX_CREDENTIAL_LEAD_TIME: &str = "15m";
 
 /// A Power BI dataset (semantic model) built on Xero data, kept refreshing by xero-operator: the
 /// operator keeps its refresh schedule as specified, applies fresh Xero credentials before each
@@ -338,8 +339,8 @@ pub struct ScheduleSpec {
 
     /// How long before each scheduled time the operator applies fresh Xero credentials to the
     /// dataset, so that Power BI's own scheduled refresh starts with a working Xero access token.
-    /// A duration such as "10m" (units h, m, s, ms), at most 25m because Xero access tokens last
-    /// 30 minutes. Default: the operator's `--default-credential-lead-time` (10m unless the
+    /// A duration such as "10m" (units h, m, s, ms), at most 15m: Xero access tokens last 30
+    /// minutes and Power BI may start a scheduled refresh 15 minutes late. Default: the operator's `--default-credential-lead-time` (10m unless the
     /// operator is configured otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = duration_rule(), validation = lead_time_max_rule())]
@@ -724,7 +725,7 @@ fn lead_time_max_rule() -> Rule {
         duration::PATTERN
     ))
     .message(Message::Message(format!(
-        "must be at most {MAX_CREDENTIAL_LEAD_TIME}: Xero access tokens last 30 minutes"
+        "must be at most {MAX_CREDENTIAL_LEAD_TIME}: Xero access tokens last 30 minutes and Power BI may start a scheduled refresh 15 minutes late"
     )))
 }
 

@@ -37,7 +37,6 @@ pub(super) async fn execute(
     dataset_id: &str,
     plan: &Plan,
     old_memory: &Memory,
-    now: Timestamp,
 ) -> Executed {
     let mut executed = Executed {
         plan: plan.clone(),
@@ -50,26 +49,30 @@ pub(super) async fn execute(
     };
     for action in &plan.actions {
         let result = match action {
-            Action::UpdateSchedule(update) => update_schedule(session, dataset_id, update).await,
-            Action::ApplyCredentials(_) => {
-                apply_credentials(session, dataset_id, &mut executed).await
-            }
+            Action::UpdateSchedule(update) => update_schedule(session, dataset_id, update)
+                .await
+                .map(|()| true),
+            Action::ApplyCredentials(_) => apply_credentials(session, dataset_id, &mut executed)
+                .await
+                .map(|()| true),
             Action::TriggerRefresh(_) => trigger_refresh(session, dataset_id, &mut executed).await,
         };
         match result {
-            Ok(()) => executed.done.push(action.clone()),
+            Ok(true) => executed.done.push(action.clone()),
+            // Nothing was done (a refresh runs already): no event, no attempt counted.
+            Ok(false) => {}
             Err(err) => {
                 executed.error = Some(err);
                 break;
             }
         }
     }
-    correct_memory(&mut executed, old_memory, now);
+    correct_memory(&mut executed, old_memory);
     executed
 }
 
 /// The plan's memory assumes every action succeeds; keep the old values for those that did not.
-fn correct_memory(executed: &mut Executed, old: &Memory, _now: Timestamp) {
+fn correct_memory(executed: &mut Executed, old: &Memory) {
     let did = |pred: fn(&Action) -> bool| executed.done.iter().any(pred);
     let triggered =
         did(|a| matches!(a, Action::TriggerRefresh(_))) && executed.triggered_request_id.is_some();
@@ -186,7 +189,7 @@ async fn trigger_refresh(
     session: &Session<'_>,
     dataset_id: &str,
     executed: &mut Executed,
-) -> Result<(), StepError> {
+) -> Result<bool, StepError> {
     let token = session.powerbi_token().await?;
     match session
         .cloud
@@ -199,13 +202,13 @@ async fn trigger_refresh(
             // the next poll of the history shows the refresh.
             executed.triggered_request_id =
                 Some(triggered.request_id.unwrap_or_else(|| "pending".to_owned()));
-            Ok(())
+            Ok(true)
         }
         // One refresh at a time: another one (started by Power BI's schedule, or by an operator
         // that crashed before writing its status) is running, and the next poll sees it.
         Err(err) if err.category() == ErrorCategory::Conflict => {
             tracing::info!("a refresh is already running; not starting another");
-            Ok(())
+            Ok(false)
         }
         Err(err) if err.category() == ErrorCategory::InvalidRequest && mentions_limit(&err) => {
             Err(StepError::Finding(Failure {

@@ -188,7 +188,8 @@ fn observed_schedule(actual: &models::RefreshSchedule) -> RefreshSchedule {
 
 /// The history newest first (the service's order is not promised).
 fn newest_first(mut history: Vec<models::Refresh>) -> Vec<models::Refresh> {
-    history.sort_by_key(|r| std::cmp::Reverse(r.start_time));
+    // Newest first; an entry without a start time was queued just now.
+    history.sort_by_key(|r| (r.start_time.is_some(), std::cmp::Reverse(r.start_time)));
     history
 }
 

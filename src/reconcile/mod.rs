@@ -188,7 +188,7 @@ pub async fn reconcile_dataset(
     let memory = memory_from_status(xds.status.as_ref());
     let plan = plan_actions(&validated.desired, &gathered.observed, &memory, timing, now);
     let requeue = plan.requeue_after;
-    let executed = execute::execute(&session, &gathered.dataset_id, &plan, &memory, now).await;
+    let executed = execute::execute(&session, &gathered.dataset_id, &plan, &memory).await;
     outcome.executed = executed.done;
     outcome.triggered_request_id = executed.triggered_request_id;
     outcome.xero_tenant_id = executed.xero_tenant_id;
@@ -196,8 +196,9 @@ pub async fn reconcile_dataset(
     outcome.refresh_token_rotated_at = executed.refresh_token_rotated_at;
     outcome.plan = Some(executed.plan);
     if let Some(err) = executed.error {
-        let (outcome, wait) = failed(outcome, &err, &validated, timing);
-        return (outcome, requeue.min(wait));
+        // The plan's wake-ups assumed its actions would succeed (a poll of the refresh it
+        // meant to start, say); after a failure the failure decides when to try again.
+        return failed(outcome, &err, &validated, timing);
     }
     (outcome, requeue)
 }
@@ -251,6 +252,11 @@ fn failure_of(err: &StepError, timing: Timing) -> (Failure, Duration) {
         (C::SecretKeyMissing, _) => (reason::SECRET_KEY_MISSING, true),
         (C::OrganisationNotFound, _) => (reason::ORGANISATION_NOT_FOUND, true),
         (C::OrganisationAmbiguous, _) => (reason::ORGANISATION_AMBIGUOUS, true),
+        // Xero refusing a fresh access token means the user's access to the organisation was
+        // revoked: someone must sign in again.
+        (C::Unauthorized | C::Forbidden, Service::Xero) => {
+            (reason::XERO_REFRESH_TOKEN_REJECTED, true)
+        }
         (C::EntraTokenRejected | C::WorkloadIdentityUnavailable | C::Unauthorized, _) => {
             (reason::POWER_BI_UNAUTHORIZED, true)
         }
@@ -272,9 +278,10 @@ fn failure_of(err: &StepError, timing: Timing) -> (Failure, Duration) {
     let wait = if needs_human {
         timing.resync_interval
     } else {
+        // Retry-After is honoured in full (Power BI has sent waits of nearly an hour).
         err.retry_after()
             .unwrap_or(Duration::from_secs(30))
-            .clamp(Duration::from_secs(1), Duration::from_secs(600))
+            .clamp(Duration::from_secs(1), Duration::from_secs(6 * 3600))
     };
     (
         Failure {

@@ -16,6 +16,9 @@ const SLOT_EARLY_START: SignedDuration = SignedDuration::from_mins(5);
 const SLOT_LATE_START: SignedDuration = SignedDuration::from_mins(15);
 /// How long after a slot the operator keeps looking for the scheduled refresh's outcome.
 const SLOT_WATCH: SignedDuration = SignedDuration::from_hours(1);
+/// A refresh reported running for longer than this is stuck, not running: Power BI times
+/// refreshes out after 2 hours on shared capacity and 5 hours on Premium.
+const MAX_REFRESH_RUN: SignedDuration = SignedDuration::from_hours(6);
 /// The longest wait between two polls of a running refresh.
 const MAX_POLL: Duration = Duration::from_secs(300);
 
@@ -129,8 +132,13 @@ pub enum Holdback {
     RefreshRunning,
     /// Waiting for the backoff to end at this instant.
     Backoff(Timestamp),
-    /// `recovery.maxAttemptsPerDay` attempts were made today (0 turns recovery off).
+    /// `recovery.maxAttemptsPerDay` attempts were made today.
     AttemptsExhausted,
+    /// `recovery.maxAttemptsPerDay` is 0: the operator does not recover failed refreshes.
+    RecoveryOff,
+    /// The scheduled refresh of this slot is due (or a little late), with fresh credentials:
+    /// a recovery refresh now would collide with it.
+    ScheduledRefreshDue(Timestamp),
     /// Another refresh would exceed the capacity's daily limit, counting the scheduled slots
     /// still ahead today.
     DailyLimitReached,
@@ -222,8 +230,30 @@ pub fn plan_actions(
     let next_slot = schedule_on
         .then(|| desired.schedule.next_slot(zone, now))
         .flatten();
+    // The slot whose credential window is open, or whose refresh Power BI may still start.
+    let current_slot = schedule_on
+        .then(|| {
+            let from = now.checked_sub(SLOT_LATE_START).unwrap_or(now);
+            desired.schedule.next_slot(zone, from)
+        })
+        .flatten()
+        .filter(|slot| {
+            now >= slot
+                .checked_sub(desired.credential_lead_time)
+                .unwrap_or(*slot)
+        });
+    let slot_seen = |slot: Timestamp| {
+        latest.is_some_and(|r| {
+            r.start_time
+                .is_some_and(|t| t >= slot.checked_sub(SLOT_EARLY_START).unwrap_or(slot))
+        })
+    };
+    let awaited_slot = current_slot.filter(|slot| !slot_seen(*slot));
     let slots_left_today = if schedule_on {
-        desired.schedule.slots_between(zone, now, tomorrow).len() as u32
+        let ahead = desired.schedule.slots_between(zone, now, tomorrow).len() as u32;
+        // A slot that has just passed without its refresh still gets one.
+        let overdue = awaited_slot.is_some_and(|slot| slot <= now && slot >= today);
+        ahead + u32::from(overdue)
     } else {
         0
     };
@@ -277,7 +307,11 @@ pub fn plan_actions(
         }
     }
 
-    let running = latest.is_some_and(|r| r.state == RefreshState::Running);
+    let running = latest.is_some_and(|r| {
+        r.state == RefreshState::Running
+            && r.start_time
+                .is_none_or(|started| now.duration_since(started) < MAX_REFRESH_RUN)
+    });
     let pending_failure = latest
         .filter(|r| r.state == RefreshState::Failed)
         .filter(|r| memory.handled_failure.as_deref() != Some(r.request_id.as_str()))
@@ -318,12 +352,17 @@ pub fn plan_actions(
                 last.checked_add(backoff(desired, memory.attempts))
                     .unwrap_or(last)
             });
-        if memory.attempts >= desired.max_attempts_per_day {
+        if desired.max_attempts_per_day == 0 {
+            holdback = Some(Holdback::RecoveryOff);
+        } else if memory.attempts >= desired.max_attempts_per_day {
             holdback = Some(Holdback::AttemptsExhausted);
             wake.at(tomorrow);
         } else if !within_daily_limit {
             holdback = Some(Holdback::DailyLimitReached);
             wake.at(tomorrow);
+        } else if let Some(slot) = awaited_slot {
+            holdback = Some(Holdback::ScheduledRefreshDue(slot));
+            wake.at(slot.checked_add(SLOT_LATE_START).unwrap_or(slot));
         } else if let Some(end) = backoff_end.filter(|end| *end > now) {
             holdback = Some(Holdback::Backoff(end));
             wake.at(end);

@@ -226,7 +226,7 @@ fn zero_attempts_a_day_turns_recovery_off() {
         MIDDAY,
     );
     assert_eq!(triggered(&p), None);
-    assert_eq!(p.holdback, Some(Holdback::AttemptsExhausted));
+    assert_eq!(p.holdback, Some(Holdback::RecoveryOff));
 }
 
 #[test]
@@ -776,4 +776,63 @@ fn drift_fix_comes_before_recovery_in_the_same_plan() {
     let p = plan(&d, &o, &Memory::default(), MIDDAY);
     assert!(matches!(p.actions.first(), Some(Action::UpdateSchedule(_))));
     assert_eq!(&p.actions[1..], recover("f1").as_slice());
+}
+
+#[test]
+fn a_refresh_running_for_longer_than_power_bi_allows_is_stuck_not_running() {
+    let d = desired();
+    let history = vec![refresh(
+        "r",
+        RefreshType::ViaApi,
+        RefreshState::Running,
+        "2026-11-25T01:00:00Z",
+    )];
+    let mut d2 = d.clone();
+    d2.refresh_requested = Some("now".into());
+    let p = plan(&d2, &observed(&d2, history), &Memory::default(), MIDDAY);
+    assert!(
+        triggered(&p).is_some(),
+        "a refresh stuck for 8 hours blocks nothing"
+    );
+}
+
+#[test]
+fn recovery_waits_for_a_scheduled_refresh_that_is_due() {
+    let d = desired();
+    let history = vec![failed("f1", "2026-11-25T06:01:00Z")];
+    // 12:25: credentials for the 12:30 slot are applied; the scheduled refresh will use them.
+    let p = plan(
+        &d,
+        &observed(&d, history.clone()),
+        &Memory::default(),
+        "2026-11-25T12:25:00Z",
+    );
+    assert_eq!(
+        p.holdback,
+        Some(Holdback::ScheduledRefreshDue(ts("2026-11-25T12:30:00Z")))
+    );
+    assert_eq!(
+        p.actions,
+        vec![Action::ApplyCredentials(ApplyReason::BeforeSlot(ts(
+            "2026-11-25T12:30:00Z"
+        )))]
+    );
+    // Still not started at 12:40 (Power BI is late): keep waiting, and count it for the limit.
+    let p = plan(
+        &d,
+        &observed(&d, history.clone()),
+        &p.memory,
+        "2026-11-25T12:40:00Z",
+    );
+    assert_eq!(triggered(&p), None);
+    // Polls for the slot's refresh grow with the delay (a quarter of it: 10 minutes late).
+    assert_eq!(p.requeue_after, Duration::from_secs(150));
+    // Past the late window the failure is recovered.
+    let p = plan(
+        &d,
+        &observed(&d, history),
+        &p.memory,
+        "2026-11-25T12:46:00Z",
+    );
+    assert_eq!(p.actions, recover("f1"));
 }

@@ -131,6 +131,24 @@ pub fn build_status(
     }
 
     if let Some(plan) = &outcome.plan {
+        let requested_refresh_started = outcome
+            .executed
+            .iter()
+            .any(|a| matches!(a, Action::TriggerRefresh(TriggerReason::Requested { .. })));
+        if let Some(value) = plan
+            .handled_request
+            .as_ref()
+            .filter(|_| !requested_refresh_started)
+            && plan.holdback == Some(Holdback::DailyLimitReached)
+        {
+            events.push(EventSpec {
+                severity: Severity::Warning,
+                reason: reason::DAILY_LIMIT_REACHED,
+                message: format!(
+                    "the refresh requested at {value} was not started: another refresh today would exceed the capacity's daily limit (scheduled refreshes count)"
+                ),
+            });
+        }
         status.next_refresh_time = plan.next_slot.map(status_time);
         if let Some(value) = &plan.handled_request {
             status.last_handled_refresh_at = Some(value.clone());

@@ -128,6 +128,25 @@ impl Operator {
     pub fn kill(self) {
         drop(self);
     }
+
+    /// Sends SIGTERM, as Kubernetes does on a rollout, and waits for the exit status.
+    pub fn terminate(mut self, within: Duration) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the operator did not exit within {within:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for Operator {
