@@ -237,6 +237,9 @@ pub async fn run_controller(
     // Spec and annotation changes only: the operator's own status writes do not come back as work.
     let dataset_changes = watcher(datasets, watcher::Config::default().any_semantic())
         .default_backoff()
+        // The cache keeps every XeroDataset; managedFields (large under server-side apply) are
+        // never read, so they are not kept.
+        .modify(|xds| xds.managed_fields_mut().clear())
         .reflect(writer)
         .inspect(move |event| match event {
             Ok(watcher::Event::Delete(xds)) => {

@@ -28,10 +28,10 @@ pub struct RunArgs {
     #[arg(long, env = "XERO_OPERATOR_WATCH_NAMESPACES", value_delimiter = ',')]
     pub watch_namespaces: Vec<String>,
     /// XeroDatasets reconciled at the same time (per watched namespace).
-    #[arg(long, env = "XERO_OPERATOR_CONCURRENCY", default_value_t = 8)]
+    #[arg(long, env = "XERO_OPERATOR_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
     /// Longest time between two reconciles of a dataset (the schedule drift check).
-    #[arg(long, env = "XERO_OPERATOR_RESYNC_INTERVAL", default_value = "2h", value_parser = parse_duration)]
+    #[arg(long, env = "XERO_OPERATOR_RESYNC_INTERVAL", default_value = "6h", value_parser = parse_duration)]
     pub resync_interval: Duration,
     /// First poll of a running refresh; later polls grow with its age, up to 5 minutes.
     #[arg(long, env = "XERO_OPERATOR_REFRESH_POLL_INTERVAL", default_value = "15s", value_parser = parse_duration)]

@@ -148,23 +148,43 @@ async fn apply_credentials(
     executed.access_token_expires_at = Some(xero.expires_at);
     executed.refresh_token_rotated_at = Some(xero.refresh_token_rotated_at);
 
+    // Asked on every apply (not cached): the call also proves that the access token still
+    // reaches the organisation, so a revoked connection is reported as such instead of as
+    // failed refreshes. Applies happen a few times a day per dataset.
     let connections = session
         .services
         .connections
         .list(&xero.access_token)
         .await
         .map_err(|e| StepError::Call(e, Service::Xero))?;
-    let tenant = find_organisation(&connections, &spec.organisation)
-        .map_err(|e| StepError::Call(e, Service::Xero))?;
-    executed.xero_tenant_id = Some(tenant.tenant_id.clone());
+    let tenant_id = find_organisation(&connections, &spec.organisation)
+        .map_err(|e| StepError::Call(e, Service::Xero))?
+        .tenant_id
+        .clone();
+    executed.xero_tenant_id = Some(tenant_id);
 
     let token = session.powerbi_token().await?;
     let powerbi = &session.cloud.powerbi;
-    let datasources = powerbi
-        .datasources(&token, &spec.workspace_id, dataset_id)
-        .await
-        .map_err(|e| StepError::Call(e, Service::PowerBi))?;
-    let (gateway, datasource) = xero_datasource(&datasources, spec.datasource_id.as_deref())?;
+    let binding_key = (
+        spec.workspace_id.clone(),
+        dataset_id.to_owned(),
+        spec.datasource_id.clone(),
+    );
+    let (gateway, datasource) = match session.services.datasources.get(&binding_key) {
+        Some(binding) => binding,
+        None => {
+            let datasources = powerbi
+                .datasources(&token, &spec.workspace_id, dataset_id)
+                .await
+                .map_err(|e| StepError::Call(e, Service::PowerBi))?;
+            let binding = xero_datasource(&datasources, spec.datasource_id.as_deref())?;
+            session
+                .services
+                .datasources
+                .put(binding_key.clone(), binding.clone());
+            binding
+        }
+    };
     let update = || {
         powerbi.update_datasource_oauth2(
             &token,
@@ -174,15 +194,19 @@ async fn apply_credentials(
             PrivacyLevel::Organizational,
         )
     };
-    match update().await {
+    let result = match update().await {
         Err(err) if needs_ownership(&err) && spec.take_over => {
             take_over(session, &token, dataset_id).await?;
-            update()
-                .await
-                .map_err(|e| StepError::Call(e, Service::PowerBi))
+            update().await
         }
-        other => other.map_err(|e| StepError::Call(e, Service::PowerBi)),
+        other => other,
+    };
+    // A binding that no longer works (the dataset was republished, or taken over) is looked up
+    // again next time.
+    if result.is_err() {
+        session.services.datasources.forget(&binding_key);
     }
+    result.map_err(|e| StepError::Call(e, Service::PowerBi))
 }
 
 async fn trigger_refresh(

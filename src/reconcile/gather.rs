@@ -112,7 +112,16 @@ pub(super) async fn gather(
         )
         .await
         .map_err(|e| dataset_error(e, &dataset_id))?;
-    let schedule = if check_schedule {
+    let records: Vec<RefreshRecord> = newest_first(history).iter().map(record).collect();
+    // Power BI switches a schedule off after failed refreshes: a failure not yet handled is a
+    // reason to look at the schedule now rather than at the next resync.
+    let handled = status
+        .and_then(|s| s.recovery.as_ref())
+        .and_then(|r| r.last_handled_failure_request_id.as_deref());
+    let new_failure = records.first().is_some_and(|r| {
+        r.refresh.state == RefreshState::Failed && Some(r.refresh.request_id.as_str()) != handled
+    });
+    let schedule = if check_schedule || new_failure {
         let actual = powerbi
             .refresh_schedule(&token, workspace, &dataset_id)
             .await
@@ -121,7 +130,6 @@ pub(super) async fn gather(
     } else {
         None
     };
-    let records: Vec<RefreshRecord> = newest_first(history).iter().map(record).collect();
     Ok(Gathered {
         dataset_id,
         observed: Observed {

@@ -37,6 +37,44 @@ pub struct Services {
     pub secrets: SecretStore,
     pub xero: XeroTokenRotation,
     pub connections: XeroConnections,
+    /// The Xero datasource (gateway id, datasource id) of each dataset.
+    datasources: Memo<(String, String, Option<String>), (String, String)>,
+}
+
+/// Values remembered for a while: what rarely changes and would cost a call each time.
+struct Memo<K, V> {
+    ttl: std::time::Duration,
+    entries: std::sync::Mutex<HashMap<K, (std::time::Instant, V)>>,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> Memo<K, V> {
+    fn new(ttl: std::time::Duration) -> Self {
+        Memo {
+            ttl,
+            entries: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, value)| value.clone())
+    }
+
+    fn put(&self, key: K, value: V) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
+            entries.insert(key, (std::time::Instant::now(), value));
+        }
+    }
+
+    fn forget(&self, key: &K) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(key);
+        }
+    }
 }
 
 impl Services {
@@ -76,6 +114,7 @@ impl Services {
             )?,
             connections: XeroConnections::new(http, &urls.xero_api, retry)?,
             secrets,
+            datasources: Memo::new(std::time::Duration::from_secs(6 * 3600)),
         })
     }
 

@@ -435,10 +435,12 @@ fn backoff(desired: &Desired, attempts: u32) -> SignedDuration {
     SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX)
 }
 
-/// Polls of something that started `age` ago: often at first, then less often.
+/// Polls of something that started `age` ago wait as long as it has run so far: the gaps
+/// double (15 s, 15 s, 30 s, 1 min, ...) up to five minutes, so a refresh of a few minutes costs
+/// a handful of calls while a short one is still seen quickly.
 fn poll_interval(timing: Timing, age: SignedDuration) -> Duration {
     let age = Duration::try_from(age).unwrap_or_default();
-    (age / 4).clamp(timing.poll_interval, MAX_POLL.max(timing.poll_interval))
+    age.clamp(timing.poll_interval, MAX_POLL.max(timing.poll_interval))
 }
 
 /// The earliest of the moments something is due.

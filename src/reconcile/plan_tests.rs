@@ -165,6 +165,10 @@ fn running_refresh_is_polled_and_never_doubled() {
     ];
     let p = plan(&d, &observed(&d, history), &Memory::default(), MIDDAY);
     assert_eq!(triggered(&p), None);
+    // Running for 30 s: look again in 30 s.
+    assert_eq!(p.requeue_after, Duration::from_secs(30));
+    let just_started = vec![running("r1", "2026-11-25T08:59:55Z")];
+    let p = plan(&d, &observed(&d, just_started), &Memory::default(), MIDDAY);
     assert_eq!(p.requeue_after, TIMING.poll_interval);
 }
 
@@ -176,7 +180,7 @@ fn polls_of_a_long_running_refresh_grow_but_stay_bounded() {
     assert_eq!(p.requeue_after, Duration::from_secs(300));
     let history = vec![running("r1", "2026-11-25T08:58:00Z")];
     let p = plan(&d, &observed(&d, history), &Memory::default(), MIDDAY);
-    assert_eq!(p.requeue_after, Duration::from_secs(30));
+    assert_eq!(p.requeue_after, Duration::from_secs(120));
 }
 
 #[test]
@@ -609,9 +613,12 @@ fn after_a_slot_the_outcome_is_watched_until_the_refresh_shows_up() {
         credentials_applied: Some(ts("2026-11-25T12:20:00Z")),
         ..Memory::default()
     };
-    let p = plan(&d, &o, &memory, "2026-11-25T12:31:00Z");
+    let p = plan(&d, &o, &memory, "2026-11-25T12:30:05Z");
     assert!(p.actions.is_empty());
     assert_eq!(p.requeue_after, TIMING.poll_interval);
+    // A minute late: look again in a minute.
+    let p = plan(&d, &o, &memory, "2026-11-25T12:31:00Z");
+    assert_eq!(p.requeue_after, Duration::from_secs(60));
 }
 
 #[test]
@@ -825,8 +832,8 @@ fn recovery_waits_for_a_scheduled_refresh_that_is_due() {
         "2026-11-25T12:40:00Z",
     );
     assert_eq!(triggered(&p), None);
-    // Polls for the slot's refresh grow with the delay (a quarter of it: 10 minutes late).
-    assert_eq!(p.requeue_after, Duration::from_secs(150));
+    // Polls for the slot's refresh grow with the delay, up to the end of the late window.
+    assert_eq!(p.requeue_after, Duration::from_secs(300));
     // Past the late window the failure is recovered.
     let p = plan(
         &d,
