@@ -265,8 +265,14 @@ pub async fn run_controller(
         .touched_objects()
         .predicate_filter(predicates::resource_version, Default::default());
     let mapping_store = reader.clone();
+    let secrets_ctx = ctx.clone();
     Controller::for_stream(dataset_changes, reader)
         .watches_stream(secret_changes, move |secret| {
+            if let (Some(namespace), Some(name)) =
+                (&secret.metadata.namespace, &secret.metadata.name)
+            {
+                secrets_ctx.services.forget_secret(namespace, name);
+            }
             datasets_waiting_for_secret(&mapping_store, &secret)
         })
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))

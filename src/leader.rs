@@ -32,7 +32,9 @@ impl LeaseSettings {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             identity: identity.to_owned(),
-            lease_duration: Duration::from_secs(15),
+            // A standby takes over at most lease_duration + retry_period after the leader's last
+            // renewal: within 15 seconds of a leader's death.
+            lease_duration: Duration::from_secs(12),
             retry_period: Duration::from_secs(2),
         }
     }

@@ -174,7 +174,7 @@ async fn two_replicas_one_leader_and_a_quick_hand_over_without_duplicates() {
     .await;
     let hand_over = killed.elapsed();
     assert!(
-        hand_over <= Duration::from_secs(20),
+        hand_over <= Duration::from_secs(15),
         "hand-over took {hand_over:?}"
     );
     s.wait_condition(

@@ -46,12 +46,20 @@ impl Session<'_> {
                 .map_err(|e| StepError::Call(e, Service::PowerBi));
         };
         let kube = |e| StepError::Call(e, Service::Kubernetes);
-        let secret = self
-            .services
-            .secrets
-            .read(self.namespace, &secret_ref.name)
-            .await
-            .map_err(kube)?;
+        let key = (self.namespace.to_owned(), secret_ref.name.clone());
+        let secret = match self.services.powerbi_secrets.get(&key) {
+            Some(secret) => secret,
+            None => {
+                let secret = self
+                    .services
+                    .secrets
+                    .read(self.namespace, &secret_ref.name)
+                    .await
+                    .map_err(kube)?;
+                self.services.powerbi_secrets.put(key, secret.clone());
+                secret
+            }
+        };
         Ok(EntraCredential::ClientSecret(ClientSecretCredential {
             tenant_id: secret
                 .value(&secret_ref.tenant_id_key)

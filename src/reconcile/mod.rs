@@ -39,6 +39,9 @@ pub struct Services {
     pub connections: XeroConnections,
     /// The Xero datasource (gateway id, datasource id) of each dataset.
     datasources: Memo<(String, String, Option<String>), (String, String)>,
+    /// Power BI service principal Secrets by (namespace, name), read once for all the datasets
+    /// that share one; forgotten when the Secret changes.
+    powerbi_secrets: Memo<(String, String), crate::kube::SecretValues>,
 }
 
 /// Values remembered for a while: what rarely changes and would cost a call each time.
@@ -115,6 +118,7 @@ impl Services {
             connections: XeroConnections::new(http, &urls.xero_api, retry)?,
             secrets,
             datasources: Memo::new(std::time::Duration::from_secs(6 * 3600)),
+            powerbi_secrets: Memo::new(std::time::Duration::from_secs(300)),
         })
     }
 
@@ -126,6 +130,12 @@ impl Services {
                 metrics.token_exchange(outcome)
             }));
         self
+    }
+
+    /// Forgets what was read from the Secret `namespace/name` (it changed).
+    pub fn forget_secret(&self, namespace: &str, name: &str) {
+        self.powerbi_secrets
+            .forget(&(namespace.to_owned(), name.to_owned()));
     }
 
     fn cloud(&self, cloud: PowerBiCloud) -> Result<&CloudClients, ClientError> {

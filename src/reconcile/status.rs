@@ -307,7 +307,9 @@ fn action_events(outcome: &Outcome) -> Vec<EventSpec> {
 
 fn refresh_outcome_event(old: Option<&LastRefresh>, new: &LastRefresh) -> Option<EventSpec> {
     let same = old.is_some_and(|o| o.request_id == new.request_id && o.status == new.status);
-    if same {
+    // A completed refresh found by the first reconcile is history, not news (and thousands of
+    // datasets starting up would each post one).
+    if same || (old.is_none() && new.status == "Completed") {
         return None;
     }
     match new.status.as_str() {
@@ -674,6 +676,15 @@ mod tests {
             status.last_successful_refresh_time,
             Some(Time(ts("2026-11-25T06:01:00Z")))
         );
+        // A completed refresh found at the first look is history: no event.
+        assert!(events.is_empty(), "{events:?}");
+        // A refresh that completes later is news.
+        let mut later = outcome(
+            vec![record("b", RefreshState::Completed, "2026-11-25T08:00:00Z")],
+            plan(None),
+        );
+        later.now = Some(ts("2026-11-25T08:05:00Z"));
+        let (_, events) = build_status(Some(&status), &later);
         assert_eq!(events.len(), 1, "{events:?}");
         assert_eq!(events[0].reason, reason::REFRESH_SUCCEEDED);
     }
