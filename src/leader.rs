@@ -34,7 +34,7 @@ impl LeaseSettings {
             identity: identity.to_owned(),
             // A standby takes over at most lease_duration + retry_period after the leader's last
             // renewal: within 15 seconds of a leader's death.
-            lease_duration: Duration::from_secs(12),
+            lease_duration: Duration::from_secs(10),
             retry_period: Duration::from_secs(2),
         }
     }
