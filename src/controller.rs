@@ -217,6 +217,7 @@ pub fn error_policy(xds: Arc<XeroDataset>, error: &Error, ctx: Arc<Context>) -> 
 pub async fn run_controller(
     ctx: Arc<Context>,
     namespace: Option<String>,
+    label_selector: Option<String>,
     concurrency: u16,
     readiness: Arc<Readiness>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
@@ -235,7 +236,13 @@ pub async fn run_controller(
     let (reader, writer) = reflector::store();
     let metrics = ctx.metrics.clone();
     // Spec and annotation changes only: the operator's own status writes do not come back as work.
-    let dataset_changes = watcher(datasets, watcher::Config::default().any_semantic())
+    // A label selector splits the XeroDatasets of a cluster between operator Deployments
+    // (shards); each sees and reconciles only its own.
+    let mut config = watcher::Config::default().any_semantic();
+    if let Some(selector) = &label_selector {
+        config = config.labels(selector);
+    }
+    let dataset_changes = watcher(datasets, config)
         .default_backoff()
         // The cache keeps every XeroDataset; managedFields (large under server-side apply) are
         // never read, so they are not kept.

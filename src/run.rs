@@ -27,6 +27,10 @@ pub struct RunArgs {
     /// Namespaces to watch, comma-separated; all namespaces when empty.
     #[arg(long, env = "XERO_OPERATOR_WATCH_NAMESPACES", value_delimiter = ',')]
     pub watch_namespaces: Vec<String>,
+    /// Only XeroDatasets whose labels match this selector (for example `shard=a`), so that
+    /// several operator Deployments can split a cluster's objects; all when empty.
+    #[arg(long, env = "XERO_OPERATOR_WATCH_LABEL_SELECTOR")]
+    pub watch_label_selector: Option<String>,
     /// XeroDatasets reconciled at the same time (per watched namespace).
     #[arg(long, env = "XERO_OPERATOR_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
@@ -225,6 +229,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             run_controller(
                 ctx.clone(),
                 ns,
+                args.watch_label_selector.clone().filter(|s| !s.is_empty()),
                 args.concurrency,
                 readiness.clone(),
                 shutdown.clone(),

@@ -15,6 +15,9 @@ pub const POWERBI_SECRET_NAME: &str = "powerbi-sp";
 /// Datasets per Power BI workspace.
 const WORKSPACE_SIZE: usize = 100;
 
+/// The label the shards scenario splits the XeroDatasets on.
+pub const SHARD_LABEL: &str = "xero-operator.dev/shard";
+
 /// One Power BI dataset and the XeroDataset that keeps it refreshing.
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -25,6 +28,18 @@ pub struct Dataset {
     pub datasource_id: String,
     /// Index of the shared Xero Secret it uses.
     pub xero_secret: usize,
+}
+
+impl Dataset {
+    /// `a` for even-numbered datasets, `b` for odd ones.
+    pub fn shard(&self) -> &'static str {
+        let index: usize = self
+            .name
+            .trim_start_matches("xds-")
+            .parse()
+            .unwrap_or_default();
+        if index.is_multiple_of(2) { "a" } else { "b" }
+    }
 }
 
 /// What the datasets' schedules and the simulator's clock look like.
@@ -161,7 +176,11 @@ impl Tenant {
         json!({
             "apiVersion": "xero-operator.dev/v1alpha1",
             "kind": "XeroDataset",
-            "metadata": {"name": dataset.name},
+            "metadata": {
+                "name": dataset.name,
+                // Alternate objects carry shard a or b (the shards scenario splits on it).
+                "labels": {SHARD_LABEL: dataset.shard()},
+            },
             "spec": {
                 "workspaceId": dataset.workspace_id,
                 "dataset": {"id": dataset.id},

@@ -2,7 +2,7 @@
 //! and in-process simulators, starting the release-built operator binary as a subprocess, and
 //! prints every figure beside its target; the figures also go to `target/bench/summary.json`.
 //!
-//! Environment: `BENCH_SCENARIOS` (default `footprint,heal,steady,scale`), `BENCH_SCALE`
+//! Environment: `BENCH_SCENARIOS` (default `footprint,heal,steady,scale,shards`), `BENCH_SCALE`
 //! (object counts of the scale scenario, default `1000,10000`), `BENCH_TIME_SCALE` (how much
 //! faster than real time the steady-state day runs, default 240), `XERO_BENCH_OPERATOR` and
 //! `XERO_BENCH_STATIC_BINARY` (binaries; default the release builds under `target/`).
@@ -18,6 +18,7 @@ mod operator;
 mod poller;
 mod report;
 mod scale;
+mod shards;
 mod sim;
 mod steady;
 
@@ -89,7 +90,7 @@ fn settings() -> Result<Settings> {
     let time_scale = var("BENCH_TIME_SCALE", "240")
         .parse::<f64>()
         .context("BENCH_TIME_SCALE")?;
-    let scenarios = var("BENCH_SCENARIOS", "footprint,heal,steady,scale")
+    let scenarios = var("BENCH_SCENARIOS", "footprint,heal,steady,scale,shards")
         .split(',')
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
@@ -156,8 +157,12 @@ async fn run() -> Result<ExitCode> {
                 }
                 Ok(())
             }
+            "shards" => {
+                let n = settings.scale.iter().copied().max().unwrap_or(1000);
+                shards::run(&mut bench, n).await
+            }
             other => Err(error::BenchError(format!(
-                "unknown scenario {other:?} (footprint, heal, steady, scale)"
+                "unknown scenario {other:?} (footprint, heal, steady, scale, shards)"
             ))),
         };
         if let Err(err) = result {

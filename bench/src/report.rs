@@ -15,6 +15,7 @@ pub enum Target {
     AtMost(f64),
     LessThan(f64),
     AtLeast(f64),
+    Exactly(f64),
 }
 
 impl Target {
@@ -23,6 +24,7 @@ impl Target {
             Target::AtMost(t) => value <= t,
             Target::LessThan(t) => value < t,
             Target::AtLeast(t) => value >= t,
+            Target::Exactly(t) => value == t,
         }
     }
 
@@ -31,6 +33,7 @@ impl Target {
             Target::AtMost(t) => ("≤", t),
             Target::LessThan(t) => ("<", t),
             Target::AtLeast(t) => ("≥", t),
+            Target::Exactly(t) => ("=", t),
         };
         format!("{op} {} {unit}", number(t)).trim_end().to_owned()
     }
