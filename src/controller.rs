@@ -83,6 +83,13 @@ impl Context {
         }
     }
 
+    /// Forgets what was kept about a deleted XeroDataset.
+    fn forget_dataset(&self, xds: &XeroDataset) {
+        if let Ok(mut checks) = self.schedule_checks.lock() {
+            checks.remove(&ObjectRef::from_obj(xds));
+        }
+    }
+
     fn schedule_checked(&self, xds: &XeroDataset) {
         if let Ok(mut checks) = self.schedule_checks.lock() {
             checks.insert(
@@ -235,6 +242,7 @@ pub async fn run_controller(
     };
     let (reader, writer) = reflector::store();
     let metrics = ctx.metrics.clone();
+    let deleted_ctx = ctx.clone();
     // Spec and annotation changes only: the operator's own status writes do not come back as work.
     // A label selector splits the XeroDatasets of a cluster between operator Deployments
     // (shards); each sees and reconciles only its own.
@@ -251,6 +259,7 @@ pub async fn run_controller(
         .inspect(move |event| match event {
             Ok(watcher::Event::Delete(xds)) => {
                 metrics.forget_dataset(&xds.namespace().unwrap_or_default(), &xds.name_any());
+                deleted_ctx.forget_dataset(xds);
             }
             // Ready once the initial list is in the store. Not `Store::wait_until_ready` in a
             // task of our own: the controller waits on the same store, and kube-runtime's

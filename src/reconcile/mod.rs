@@ -47,20 +47,31 @@ pub struct Services {
 /// Values remembered for a while: what rarely changes and would cost a call each time.
 struct Memo<K, V> {
     ttl: std::time::Duration,
-    entries: std::sync::Mutex<HashMap<K, (std::time::Instant, V)>>,
+    entries: std::sync::Mutex<MemoEntries<K, V>>,
+}
+
+struct MemoEntries<K, V> {
+    values: HashMap<K, (std::time::Instant, V)>,
+    /// Expired entries are swept when the map reaches this size (then twice the live size), so
+    /// that a put costs O(1) on average even with thousands of datasets.
+    sweep_at: usize,
 }
 
 impl<K: std::hash::Hash + Eq, V: Clone> Memo<K, V> {
     fn new(ttl: std::time::Duration) -> Self {
         Memo {
             ttl,
-            entries: std::sync::Mutex::new(HashMap::new()),
+            entries: std::sync::Mutex::new(MemoEntries {
+                values: HashMap::new(),
+                sweep_at: 64,
+            }),
         }
     }
 
     fn get(&self, key: &K) -> Option<V> {
         let entries = self.entries.lock().ok()?;
         entries
+            .values
             .get(key)
             .filter(|(at, _)| at.elapsed() < self.ttl)
             .map(|(_, value)| value.clone())
@@ -68,14 +79,19 @@ impl<K: std::hash::Hash + Eq, V: Clone> Memo<K, V> {
 
     fn put(&self, key: K, value: V) {
         if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
-            entries.insert(key, (std::time::Instant::now(), value));
+            if entries.values.len() >= entries.sweep_at {
+                entries.values.retain(|_, (at, _)| at.elapsed() < self.ttl);
+                entries.sweep_at = (entries.values.len() * 2).max(64);
+            }
+            entries
+                .values
+                .insert(key, (std::time::Instant::now(), value));
         }
     }
 
     fn forget(&self, key: &K) {
         if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(key);
+            entries.values.remove(key);
         }
     }
 }
@@ -340,4 +356,31 @@ fn failure_of(err: &StepError, timing: Timing) -> (Failure, Duration) {
         },
         wait,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Memo;
+    use std::time::Duration;
+
+    #[test]
+    fn a_memo_keeps_values_until_they_expire_or_are_forgotten() {
+        let memo = Memo::new(Duration::from_secs(60));
+        memo.put("a", 1);
+        assert_eq!(memo.get(&"a"), Some(1));
+        memo.forget(&"a");
+        assert_eq!(memo.get(&"a"), None);
+
+        let expired = Memo::new(Duration::ZERO);
+        for i in 0..1000 {
+            expired.put(i, i);
+        }
+        assert_eq!(
+            expired.get(&999),
+            None,
+            "an expired value is not handed out"
+        );
+        let size = expired.entries.lock().expect("lock").values.len();
+        assert!(size < 200, "expired entries are swept: {size} kept");
+    }
 }
