@@ -16,25 +16,14 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Predicate as _, WatchStreamExt as _, predicates, watcher};
 use kube::{Client, Resource, ResourceExt as _};
 
-use crate::api::conditions::{self, reason};
-use crate::api::{XeroDataset, XeroDatasetStatus};
+use crate::api::conditions;
+use crate::api::{FIELD_MANAGER, Reason, XeroDataset, XeroDatasetStatus};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::reconcile::plan::Timing;
+use crate::reconcile::model::{Outcome, Timing};
 use crate::reconcile::status::{EventSpec, Severity, build_status};
 use crate::reconcile::{Services, reconcile_dataset};
 use crate::server::Readiness;
-
-/// The field manager of the operator's status writes.
-pub const FIELD_MANAGER: &str = "xero-operator";
-
-/// Ready reasons that a change to a referenced Secret may fix.
-const SECRET_REASONS: [&str; 4] = [
-    reason::SECRET_NOT_FOUND,
-    reason::SECRET_KEY_MISSING,
-    reason::XERO_REFRESH_TOKEN_REJECTED,
-    reason::POWER_BI_UNAUTHORIZED,
-];
 
 /// What every reconcile shares.
 pub struct Context {
@@ -47,6 +36,8 @@ pub struct Context {
     /// When Power BI's schedule was last read per dataset, and for which generation: the schedule
     /// is read on spec changes and at most once per resync interval otherwise.
     schedule_checks: Mutex<HashMap<ObjectRef<XeroDataset>, (i64, Instant)>>,
+    /// The newest status the operator wrote per object, until the watch cache has caught up.
+    written: WrittenStatuses,
 }
 
 impl Context {
@@ -66,6 +57,7 @@ impl Context {
             timing,
             clock,
             schedule_checks: Mutex::new(HashMap::new()),
+            written: WrittenStatuses::default(),
         }
     }
 
@@ -88,6 +80,7 @@ impl Context {
         if let Ok(mut checks) = self.schedule_checks.lock() {
             checks.remove(&ObjectRef::from_obj(xds));
         }
+        self.written.forget(&ObjectRef::from_obj(xds));
     }
 
     fn schedule_checked(&self, xds: &XeroDataset) {
@@ -115,6 +108,10 @@ pub async fn reconcile(xds: Arc<XeroDataset>, ctx: Arc<Context>) -> Result<Actio
     let started = Instant::now();
     let namespace = xds.namespace().ok_or(Error::NoNamespace)?;
     let name = xds.name_any();
+    // The watch cache may still hold the object from before this operator's last status write
+    // (a Secret change can wake a reconcile before the write comes back on the watch): decide
+    // from the newest status, never from a stale one.
+    let xds = ctx.written.newest(xds);
     let check_schedule = ctx.schedule_check_due(&xds);
     let now = ctx.clock.now();
     let (outcome, requeue_after) =
@@ -125,9 +122,11 @@ pub async fn reconcile(xds: Arc<XeroDataset>, ctx: Arc<Context>) -> Result<Actio
     }
     let (status, events) = build_status(xds.status.as_ref(), &outcome);
     if xds.status.as_ref() != Some(&status) {
-        write_status(&ctx.client, &namespace, &name, &status)
+        let written = write_status(&ctx.client, &namespace, &name, &status)
             .await
             .map_err(|e| Error::StatusPatch(format!("{namespace}/{name}"), e))?;
+        ctx.written
+            .remember(ObjectRef::from_obj(xds.as_ref()), &written, status.clone());
     }
     publish(&ctx, &xds, &events).await;
     record_metrics(&ctx, &namespace, &name, &status, &outcome, &events, started);
@@ -135,13 +134,14 @@ pub async fn reconcile(xds: Arc<XeroDataset>, ctx: Arc<Context>) -> Result<Actio
     Ok(Action::requeue(ctx.clock.real_duration(requeue_after)))
 }
 
-/// Writes the whole status with server-side apply under the operator's field manager.
+/// Writes the whole status with server-side apply under the operator's field manager; returns
+/// the object as written.
 async fn write_status(
     client: &Client,
     namespace: &str,
     name: &str,
     status: &XeroDatasetStatus,
-) -> Result<(), kube::Error> {
+) -> Result<XeroDataset, kube::Error> {
     let api = Api::<XeroDataset>::namespaced(client.clone(), namespace);
     let patch = serde_json::json!({
         "apiVersion": XeroDataset::api_version(&()),
@@ -154,8 +154,76 @@ async fn write_status(
         &Patch::Apply(&patch),
     )
     .await
-    .map(|_| ())
 }
+
+/// The statuses this operator wrote that the watch cache may not show yet, each with the
+/// resourceVersion its write returned. Only the operator writes status (one leader, one field
+/// manager), so a cached object older than its last write carries an older status.
+#[derive(Default)]
+struct WrittenStatuses {
+    entries: Mutex<HashMap<ObjectRef<XeroDataset>, (ResourceVersion, XeroDatasetStatus)>>,
+}
+
+impl WrittenStatuses {
+    fn remember(
+        &self,
+        key: ObjectRef<XeroDataset>,
+        written: &XeroDataset,
+        status: XeroDatasetStatus,
+    ) {
+        let Some(version) = resource_version(written) else {
+            return;
+        };
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.insert(key, (version, status));
+        }
+    }
+
+    fn forget(&self, key: &ObjectRef<XeroDataset>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(key);
+        }
+    }
+
+    /// `cached` with the newest status: its own when the cache has caught up with the last write
+    /// (the entry is then dropped), else the status written last.
+    fn newest(&self, cached: Arc<XeroDataset>) -> Arc<XeroDataset> {
+        let key = ObjectRef::from_obj(cached.as_ref());
+        let Ok(mut entries) = self.entries.lock() else {
+            return cached;
+        };
+        let Some((written_version, status)) = entries.get(&key) else {
+            return cached;
+        };
+        match resource_version(&cached) {
+            Some(version) if version < *written_version => {
+                let mut newest = cached.as_ref().clone();
+                newest.status = Some(status.clone());
+                Arc::new(newest)
+            }
+            _ => {
+                entries.remove(&key);
+                cached
+            }
+        }
+    }
+}
+
+/// The object's resourceVersion in a form that orders as the API server's versions do. Since
+/// Kubernetes 1.35 resourceVersions of one resource are comparable as positive integers without
+/// leading zeros and of any length (KEP-5504), so (length, digits) orders them. One that is not
+/// such an integer makes the operator trust its cache.
+fn resource_version(xds: &XeroDataset) -> Option<ResourceVersion> {
+    let version = xds.metadata.resource_version.as_deref()?;
+    let valid = !version.is_empty()
+        && !version.starts_with('0')
+        && version.bytes().all(|b| b.is_ascii_digit());
+    valid.then(|| ResourceVersion(version.len(), version.to_owned()))
+}
+
+/// A comparable resourceVersion: (number of digits, digits).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct ResourceVersion(usize, String);
 
 async fn publish(ctx: &Context, xds: &XeroDataset, events: &[EventSpec]) {
     let reference = xds.object_ref(&());
@@ -168,16 +236,18 @@ async fn publish(ctx: &Context, xds: &XeroDataset, events: &[EventSpec]) {
                         Severity::Normal => EventType::Normal,
                         Severity::Warning => EventType::Warning,
                     },
-                    reason: event.reason.to_owned(),
+                    reason: event.reason.as_str().to_owned(),
                     note: Some(event.message.chars().take(1000).collect()),
-                    action: event.reason.to_owned(),
+                    // Events about different refreshes stay apart: kube's recorder
+                    // aggregates on the action, not on the message.
+                    action: event.series_action(),
                     secondary: None,
                 },
                 &reference,
             )
             .await;
         if let Err(err) = published {
-            tracing::warn!(reason = event.reason, error = %err, "could not publish an event");
+            tracing::warn!(reason = %event.reason, error = %err, "could not publish an event");
         }
     }
 }
@@ -187,21 +257,25 @@ fn record_metrics(
     namespace: &str,
     name: &str,
     status: &XeroDatasetStatus,
-    outcome: &crate::reconcile::status::Outcome,
+    outcome: &Outcome,
     events: &[EventSpec],
     started: Instant,
 ) {
     for event in events {
         match event.reason {
-            reason::REFRESH_SUCCEEDED => ctx.metrics.refresh_outcome("Completed"),
-            reason::REFRESH_FAILED => ctx.metrics.refresh_outcome("Failed"),
+            Reason::RefreshSucceeded => ctx.metrics.refresh_outcome("Completed"),
+            Reason::RefreshFailed => ctx.metrics.refresh_outcome("Failed"),
             _ => {}
         }
     }
-    let result = outcome.failure.as_ref().map_or("Success", |f| f.reason);
+    let result = outcome
+        .failure
+        .as_ref()
+        .map_or("Success", |f| f.reason.as_str());
     ctx.metrics.reconciled(result, started.elapsed());
     for action in &outcome.executed {
-        ctx.metrics.action(crate::reconcile::action_name(action));
+        ctx.metrics
+            .action(crate::reconcile::action_reason(action).as_str());
     }
     if let Some(success) = &status.last_successful_refresh_time {
         ctx.metrics
@@ -243,6 +317,9 @@ pub async fn run_controller(
     let (reader, writer) = reflector::store();
     let metrics = ctx.metrics.clone();
     let deleted_ctx = ctx.clone();
+    // This watch counts towards readiness once, not again after a re-list.
+    let watched = namespace.clone();
+    let mut synced = false;
     // Spec and annotation changes only: the operator's own status writes do not come back as work.
     // A label selector splits the XeroDatasets of a cluster between operator Deployments
     // (shards); each sees and reconciles only its own.
@@ -261,13 +338,16 @@ pub async fn run_controller(
                 metrics.forget_dataset(&xds.namespace().unwrap_or_default(), &xds.name_any());
                 deleted_ctx.forget_dataset(xds);
             }
-            // Ready once the initial list is in the store. Not `Store::wait_until_ready` in a
+            // Ready once every watch's initial list is in its store. Not `Store::wait_until_ready` in a
             // task of our own: the controller waits on the same store, and kube-runtime's
             // DelayedInit wakes only the last waiter registered, so a second waiter may never
             // wake (the operator then stayed unready with an empty namespace).
-            Ok(watcher::Event::InitDone) if !readiness.is_ready() => {
-                readiness.set_ready();
-                tracing::info!("initial list of XeroDatasets synced");
+            Ok(watcher::Event::InitDone) if !synced => {
+                synced = true;
+                tracing::info!(namespace = ?watched, "initial list of XeroDatasets synced");
+                if readiness.watch_synced() {
+                    tracing::info!("every watched namespace synced: ready");
+                }
             }
             _ => {}
         })
@@ -289,7 +369,7 @@ pub async fn run_controller(
             {
                 secrets_ctx.services.forget_secret(namespace, name);
             }
-            datasets_waiting_for_secret(&mapping_store, &secret)
+            datasets_waiting_for_secret(&mapping_store, &secret, &secrets_ctx.written)
         })
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
@@ -308,6 +388,7 @@ pub async fn run_controller(
 fn datasets_waiting_for_secret<S: Resource>(
     store: &Store<XeroDataset>,
     secret: &S,
+    written: &WrittenStatuses,
 ) -> Vec<ObjectRef<XeroDataset>> {
     let (Some(namespace), Some(name)) = (
         secret.meta().namespace.as_deref(),
@@ -320,6 +401,7 @@ fn datasets_waiting_for_secret<S: Resource>(
         .iter()
         .filter(|xds| xds.metadata.namespace.as_deref() == Some(namespace))
         .filter(|xds| references_secret(xds, name))
+        .map(|xds| written.newest(xds.clone()))
         .filter(|xds| waits_for_secret(xds))
         .map(|xds| ObjectRef::from_obj(xds.as_ref()))
         .collect()
@@ -339,5 +421,84 @@ fn waits_for_secret(xds: &XeroDataset) -> bool {
     xds.status
         .as_ref()
         .and_then(|s| conditions::find_condition(&s.conditions, conditions::READY))
-        .is_none_or(|ready| SECRET_REASONS.contains(&ready.reason.as_str()))
+        .is_none_or(|ready| {
+            Reason::parse(&ready.reason).is_some_and(Reason::fixed_by_a_secret_change)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dataset(version: &str, observed_generation: i64) -> Arc<XeroDataset> {
+        let mut xds: XeroDataset = serde_json::from_value(serde_json::json!({
+            "apiVersion": "xero-operator.dev/v1alpha1",
+            "kind": "XeroDataset",
+            "metadata": {"name": "a", "namespace": "n", "resourceVersion": version},
+            "spec": {
+                "workspaceId": "f089354e-8366-4e18-aea3-4cb4a3a50b48",
+                "dataset": {"name": "Xero"},
+                "xero": {"organisation": "Demo", "credentialsSecretRef": {"name": "x"}},
+                "schedule": {"days": ["Monday"], "times": ["06:00"], "timeZone": "UTC"},
+            },
+        }))
+        .expect("XeroDataset");
+        xds.status = Some(XeroDatasetStatus {
+            observed_generation: Some(observed_generation),
+            ..XeroDatasetStatus::default()
+        });
+        Arc::new(xds)
+    }
+
+    fn observed(xds: &XeroDataset) -> Option<i64> {
+        xds.status.as_ref().and_then(|s| s.observed_generation)
+    }
+
+    #[test]
+    fn a_cached_object_older_than_the_last_write_gets_the_written_status() {
+        let written = WrittenStatuses::default();
+        let after_write = dataset("120", 7);
+        let status = after_write.status.clone().expect("status");
+        written.remember(
+            ObjectRef::from_obj(after_write.as_ref()),
+            &after_write,
+            status,
+        );
+
+        // 99 < 120 although "99" > "120" as text.
+        assert_eq!(observed(&written.newest(dataset("99", 1))), Some(7));
+        assert_eq!(observed(&written.newest(dataset("119", 1))), Some(7));
+        // The cache caught up: its object wins and the entry is dropped.
+        assert_eq!(observed(&written.newest(dataset("120", 2))), Some(2));
+        assert_eq!(observed(&written.newest(dataset("99", 1))), Some(1));
+    }
+
+    #[test]
+    fn a_newer_cached_object_or_an_unusual_version_is_trusted() {
+        let written = WrittenStatuses::default();
+        let after_write = dataset("120", 7);
+        let status = after_write.status.clone().expect("status");
+        written.remember(
+            ObjectRef::from_obj(after_write.as_ref()),
+            &after_write,
+            status.clone(),
+        );
+        assert_eq!(observed(&written.newest(dataset("1000", 3))), Some(3));
+
+        written.remember(
+            ObjectRef::from_obj(after_write.as_ref()),
+            &after_write,
+            status,
+        );
+        assert_eq!(observed(&written.newest(dataset("0120", 4))), Some(4));
+        assert_eq!(observed(&written.newest(dataset("abc", 5))), Some(5));
+
+        // Nothing is remembered for a write whose version is not a number.
+        written.remember(
+            ObjectRef::from_obj(after_write.as_ref()),
+            &dataset("x1", 9),
+            XeroDatasetStatus::default(),
+        );
+        assert_eq!(observed(&written.newest(dataset("5", 6))), Some(6));
+    }
 }

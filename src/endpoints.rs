@@ -5,10 +5,10 @@ use std::net::IpAddr;
 
 use reqwest::Url;
 
-use crate::error::{ClientError, ErrorCategory};
+use crate::error::ClientError;
 
 /// The Microsoft cloud the Power BI tenant lives in. Xero has one cloud.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum)]
 pub enum Cloud {
     /// The public (commercial) cloud.
     #[default]
@@ -24,6 +24,19 @@ pub enum Cloud {
     UsGovDod,
     /// Power BI operated by 21Vianet in China.
     China,
+}
+
+impl From<crate::api::PowerBiCloud> for Cloud {
+    fn from(cloud: crate::api::PowerBiCloud) -> Self {
+        use crate::api::PowerBiCloud as Spec;
+        match cloud {
+            Spec::Public => Self::Public,
+            Spec::UsGov => Self::UsGov,
+            Spec::UsGovHigh => Self::UsGovHigh,
+            Spec::UsGovDod => Self::UsGovDod,
+            Spec::China => Self::China,
+        }
+    }
 }
 
 impl Cloud {
@@ -147,8 +160,7 @@ impl Endpoints {
 /// secrets must not cross a network in clear text). The path gets a trailing slash so that
 /// relative paths append to it.
 pub fn service_url(text: &str) -> Result<Url, ClientError> {
-    parse_service_url(text)
-        .map_err(|reason| ClientError::new(ErrorCategory::InvalidEndpoint, reason))
+    parse_service_url(text).map_err(ClientError::invalid_endpoint)
 }
 
 /// [`service_url`] for clap's `value_parser`.
@@ -184,12 +196,7 @@ fn parse_service_url(text: &str) -> Result<Url, String> {
 pub(crate) fn join(base: &Url, segments: &[&str]) -> Result<Url, ClientError> {
     let mut url = base.clone();
     url.path_segments_mut()
-        .map_err(|()| {
-            ClientError::new(
-                ErrorCategory::InvalidEndpoint,
-                format!("{base} cannot take a path"),
-            )
-        })?
+        .map_err(|()| ClientError::invalid_endpoint(format!("{base} cannot take a path")))?
         .pop_if_empty()
         .extend(segments);
     Ok(url)
@@ -243,7 +250,11 @@ mod tests {
             "not a url",
         ] {
             let error = service_url(bad).unwrap_err();
-            assert_eq!(error.category(), ErrorCategory::InvalidEndpoint, "{bad}");
+            assert_eq!(
+                error.category(),
+                crate::error::ErrorCategory::InvalidEndpoint,
+                "{bad}"
+            );
         }
     }
 

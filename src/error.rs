@@ -1,6 +1,6 @@
-//! The one error type of the external clients (Power BI, Entra ID, Xero, Kubernetes Secrets),
-//! with a stable category that the controller reuses as condition reason, event reason and
-//! metric label.
+//! The one error type of the external clients (Power BI, Entra ID, Xero, Kubernetes Secrets):
+//! the service that failed and a stable category, from which the controller picks the
+//! condition reason (`reconcile::failure`).
 
 use std::fmt;
 use std::time::Duration;
@@ -84,21 +84,6 @@ impl ErrorCategory {
             Self::InvalidEndpoint => "InvalidEndpoint",
         }
     }
-
-    /// Whether trying again later may succeed without a human changing anything.
-    pub fn is_transient(self) -> bool {
-        matches!(
-            self,
-            Self::Throttled
-                | Self::ServerError
-                | Self::Timeout
-                | Self::ConnectionFailed
-                | Self::TokenExpired
-                | Self::Conflict
-                | Self::SecretAccessFailed
-                | Self::MalformedResponse
-        )
-    }
 }
 
 impl fmt::Display for ErrorCategory {
@@ -107,11 +92,47 @@ impl fmt::Display for ErrorCategory {
     }
 }
 
+/// A service the operator calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// The Power BI REST API.
+    PowerBi,
+    /// Microsoft Entra ID, which issues the Power BI access tokens.
+    EntraId,
+    /// Xero's identity service (token endpoint).
+    XeroIdentity,
+    /// Xero's API (connections).
+    Xero,
+    /// The Kubernetes API (Secrets).
+    Kubernetes,
+}
+
+impl Service {
+    /// The service's name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PowerBi => "Power BI",
+            Self::EntraId => "Microsoft Entra ID",
+            Self::XeroIdentity => "Xero identity",
+            Self::Xero => "Xero",
+            Self::Kubernetes => "Kubernetes",
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A failed call to an external service. The message is for humans (conditions, events, logs)
 /// and never holds a secret: messages are built from status codes, the service's error codes and
 /// names, not from request bodies or headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientError {
+    /// `None` for a configuration error found before any call (an unusable endpoint URL).
+    service: Option<Service>,
     category: ErrorCategory,
     message: String,
     http_status: Option<u16>,
@@ -120,14 +141,24 @@ pub struct ClientError {
 }
 
 impl ClientError {
-    /// An error of `category` with a human-readable `message` (which must hold no secret).
-    pub fn new(category: ErrorCategory, message: impl Into<String>) -> Self {
+    /// An error of `service` in `category` with a human-readable `message` (which must hold no
+    /// secret).
+    pub fn new(service: Service, category: ErrorCategory, message: impl Into<String>) -> Self {
         Self {
+            service: Some(service),
             category,
             message: message.into(),
             http_status: None,
             request_id: None,
             retry_after: None,
+        }
+    }
+
+    /// A configured endpoint that cannot be used; no service was called.
+    pub fn invalid_endpoint(message: impl Into<String>) -> Self {
+        Self {
+            service: None,
+            ..Self::new(Service::PowerBi, ErrorCategory::InvalidEndpoint, message)
         }
     }
 
@@ -159,6 +190,11 @@ impl ClientError {
     pub(crate) fn with_message_suffix(mut self, suffix: &str) -> Self {
         self.message.push_str(suffix);
         self
+    }
+
+    /// The service that failed; `None` for a configuration error.
+    pub fn service(&self) -> Option<Service> {
+        self.service
     }
 
     /// The stable category.
@@ -220,8 +256,12 @@ mod tests {
 
     #[test]
     fn display_adds_the_request_id() {
-        let error = ClientError::new(ErrorCategory::NotFound, "dataset not found")
-            .with_request_id(Some("abc".into()));
+        let error = ClientError::new(
+            Service::PowerBi,
+            ErrorCategory::NotFound,
+            "dataset not found",
+        )
+        .with_request_id(Some("abc".into()));
         assert_eq!(error.to_string(), "dataset not found (request id abc)");
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderMap, RETRY_AFTER};
 
-use crate::error::{ClientError, ErrorCategory};
+use crate::error::{ClientError, ErrorCategory, Service};
 
 /// Timeouts of the process's HTTP client.
 #[derive(Debug, Clone)]
@@ -46,10 +46,10 @@ pub fn http_client(settings: &HttpSettings) -> Result<reqwest::Client, ClientErr
         .user_agent(concat!("xero-operator/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|error| {
-            ClientError::new(
-                ErrorCategory::InvalidEndpoint,
-                format!("cannot build the HTTP client: {}", error_chain(&error)),
-            )
+            ClientError::invalid_endpoint(format!(
+                "cannot build the HTTP client: {}",
+                error_chain(&error)
+            ))
         })
 }
 
@@ -97,8 +97,8 @@ impl RetryPolicy {
 /// Names a call for logs and error messages.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Call {
-    /// The service, such as `Power BI`.
-    pub service: &'static str,
+    /// The service called.
+    pub service: Service,
     /// The operation, such as `GetRefreshHistory`.
     pub operation: &'static str,
     /// Whether sending the request twice is harmless. Non-idempotent requests are retried only
@@ -144,7 +144,7 @@ pub(crate) async fn send_with_retry(
         };
         match (&outcome, wait) {
             (Ok(answer), _) => tracing::debug!(
-                service = call.service,
+                service = call.service.name(),
                 operation = call.operation,
                 status = answer.status.as_u16(),
                 request_id = answer.request_id.as_deref(),
@@ -152,7 +152,7 @@ pub(crate) async fn send_with_retry(
                 "answered"
             ),
             (Err(error), _) => tracing::debug!(
-                service = call.service,
+                service = call.service.name(),
                 operation = call.operation,
                 attempt,
                 error = %error_chain(error),
@@ -162,7 +162,7 @@ pub(crate) async fn send_with_retry(
         match wait {
             Some(wait) if attempt < policy.max_attempts => {
                 tracing::debug!(
-                    service = call.service,
+                    service = call.service.name(),
                     operation = call.operation,
                     attempt,
                     wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
@@ -220,6 +220,7 @@ fn transport_error(call: Call, attempts: u32, error: &reqwest::Error) -> ClientE
         (ErrorCategory::ConnectionFailed, "failed")
     };
     ClientError::new(
+        call.service,
         category,
         format!(
             "{} {} {what} after {tries}: {}",
@@ -410,10 +411,11 @@ pub(crate) fn token_error(
                 message.push_str(": ");
                 message.push_str(&truncate(description.lines().next().unwrap_or(""), 300));
             }
-            ClientError::new(category_of(code), message)
+            ClientError::new(call.service, category_of(code), message)
         }
         RequestTokenError::Request(error) => error,
         RequestTokenError::Parse(error, _body) => ClientError::new(
+            call.service,
             ErrorCategory::MalformedResponse,
             format!(
                 "{} {} answered with a body that is not a token response (at {})",
@@ -423,6 +425,7 @@ pub(crate) fn token_error(
             ),
         ),
         RequestTokenError::Other(reason) => ClientError::new(
+            call.service,
             ErrorCategory::MalformedResponse,
             format!(
                 "{} {} answered unexpectedly: {reason}",
@@ -462,7 +465,7 @@ pub(crate) fn status_error(call: Call, answer: &Answer, code: Option<&str>) -> C
     {
         message.push_str(&format!(" (retry after {}s)", wait.as_secs()));
     }
-    ClientError::new(category, message)
+    ClientError::new(call.service, category, message)
         .with_http_status(status.as_u16())
         .with_request_id(answer.request_id.clone())
         .with_retry_after(answer.retry_after())
@@ -518,7 +521,7 @@ mod tests {
     #[test]
     fn statuses_map_to_categories() {
         let call = Call {
-            service: "Power BI",
+            service: Service::PowerBi,
             operation: "GetDataset",
             idempotent: true,
         };

@@ -16,7 +16,7 @@ use crate::endpoints::Endpoints;
 use crate::leader::{ElectionEnd, LeaseSettings, run_election};
 use crate::metrics::Metrics;
 use crate::reconcile::Services;
-use crate::reconcile::plan::Timing;
+use crate::reconcile::model::Timing;
 use crate::server::{Readiness, serve};
 
 /// Flags of `xero-operator run`; each one can also be set by its environment variable.
@@ -134,7 +134,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let services = Services::new(client.clone(), &args.endpoints)
         .map_err(RunError::Endpoints)?
         .count_exchanges_in(metrics.clone());
-    let readiness = Arc::new(Readiness::default());
+    // One XeroDataset watch per watched namespace, or one for the whole cluster.
+    let readiness = Arc::new(Readiness::after_watches(args.watch_namespaces.len().max(1)));
     let timing = Timing {
         resync_interval: args.resync_interval,
         poll_interval: args.refresh_poll_interval,

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -12,18 +12,39 @@ use axum::routing::get;
 
 use crate::metrics::Metrics;
 
-/// Whether the operator is ready: set once the controller has listed and cached its
-/// XeroDatasets (and, with leader election, whether this replica may act is separate).
-#[derive(Debug, Default)]
-pub struct Readiness(AtomicBool);
+/// Whether the operator is ready: once every XeroDataset watch (one per watched namespace, or
+/// one for the cluster) has listed and cached its objects. With leader election a standby is
+/// ready at once; whether this replica may act is separate.
+#[derive(Debug)]
+pub struct Readiness {
+    /// Watches whose initial list is not synced yet.
+    unsynced: AtomicUsize,
+}
 
 impl Readiness {
+    /// Ready after `watches` watches have each synced their initial list.
+    pub fn after_watches(watches: usize) -> Self {
+        Readiness {
+            unsynced: AtomicUsize::new(watches),
+        }
+    }
+
+    /// Ready now, whatever the watches do.
     pub fn set_ready(&self) {
-        self.0.store(true, Ordering::Release);
+        self.unsynced.store(0, Ordering::Release);
+    }
+
+    /// One watch has synced its initial list (each watch reports it once); true when that made
+    /// the operator ready.
+    pub fn watch_synced(&self) -> bool {
+        let before = self
+            .unsynced
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        before == Ok(1)
     }
 
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.unsynced.load(Ordering::Acquire) == 0
     }
 }
 
@@ -75,4 +96,30 @@ pub async fn serve(
     axum::serve(listener, router(metrics, readiness))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Readiness;
+
+    #[test]
+    fn ready_only_after_every_watch_synced() {
+        let readiness = Readiness::after_watches(3);
+        assert!(!readiness.watch_synced());
+        assert!(!readiness.is_ready(), "one namespace of three synced");
+        assert!(!readiness.watch_synced());
+        assert!(!readiness.is_ready(), "two namespaces of three synced");
+        assert!(readiness.watch_synced(), "the last one makes it ready");
+        assert!(readiness.is_ready());
+        assert!(!readiness.watch_synced(), "ready once, never below zero");
+        assert!(readiness.is_ready());
+    }
+
+    #[test]
+    fn a_standby_is_ready_at_once() {
+        let readiness = Readiness::after_watches(2);
+        readiness.set_ready();
+        assert!(readiness.is_ready());
+        assert!(!readiness.watch_synced());
+    }
 }

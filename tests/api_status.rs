@@ -13,7 +13,8 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
-use xero_operator::api::conditions::{self, ConditionStatus, reason};
+use xero_operator::api::Reason;
+use xero_operator::api::conditions::{self, ConditionStatus};
 use xero_operator::api::{LastRefresh, XeroDatasetStatus};
 use xero_testbed::TestEnv;
 
@@ -42,9 +43,9 @@ fn at(timestamp: Timestamp) -> Time {
 fn ready_status(status: ConditionStatus, generation: i64) -> XeroDatasetStatus {
     let mut conditions = Vec::new();
     let reason = if status == ConditionStatus::True {
-        reason::RECONCILED
+        Reason::Reconciled
     } else {
-        reason::PROGRESSING
+        Reason::Progressing
     };
     conditions::set_condition(
         &mut conditions,
@@ -140,7 +141,7 @@ async fn kubectl_get_shows_the_health_columns() {
         conditions::new_condition(
             conditions::READY,
             ConditionStatus::False,
-            reason::XERO_REFRESH_TOKEN_REJECTED,
+            Reason::XeroRefreshTokenRejected,
             "Xero rejected the refresh token; sign in again with xero-operator xero-login",
             Some(1),
             at(now),

@@ -9,11 +9,12 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use xero_operator::api::conditions::{self, ConditionStatus, find_condition, reason};
+use xero_operator::api::REFRESH_REQUESTED_AT;
+use xero_operator::api::Reason;
+use xero_operator::api::conditions::{self, ConditionStatus, find_condition};
 use xero_operator::api::{
     LastRefresh, RecoveryStatus, XeroDataset, XeroDatasetStatus, status_time,
 };
-use xero_operator::reconcile::validate::REFRESH_REQUESTED_AT;
 
 mod e2e_support;
 
@@ -223,7 +224,7 @@ async fn refresh_wait_reports_the_outcome_of_exactly_one_refresh_per_request() {
             .find(|cells| cells.first() == Some(&first))
             .unwrap_or_else(|| panic!("no {first} row in\n{out}"))
     };
-    assert_eq!(row("Ready")[1..3], ["True", reason::RECONCILED]);
+    assert_eq!(row("Ready")[1..3], ["True", Reason::Reconciled.as_str()]);
     assert_eq!(row("ScheduleSynced")[1], "True");
     assert!(out.contains("RefreshSucceeded"), "{out}");
     assert!(out.contains("ScheduleUpdated"), "{out}");
@@ -301,19 +302,19 @@ fn rejected_status(generation: i64, now: Timestamp) -> XeroDatasetStatus {
         (
             conditions::READY,
             ConditionStatus::False,
-            reason::XERO_REFRESH_TOKEN_REJECTED,
+            Reason::XeroRefreshTokenRejected,
             "Xero rejected the refresh token: sign in to Xero again with `xero-operator xero-login`",
         ),
         (
             conditions::CREDENTIALS_VALID,
             ConditionStatus::False,
-            reason::XERO_REFRESH_TOKEN_REJECTED,
+            Reason::XeroRefreshTokenRejected,
             "Xero rejected the refresh token",
         ),
         (
             conditions::SCHEDULE_SYNCED,
             ConditionStatus::True,
-            reason::SCHEDULE_IN_SYNC,
+            Reason::ScheduleInSync,
             "the schedule matches the spec",
         ),
     ] {

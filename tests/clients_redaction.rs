@@ -16,12 +16,12 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, PostParams};
 use serde_json::json;
-use xero_operator::kube::SecretStore;
 use xero_operator::powerbi::models::PrivacyLevel;
 use xero_operator::powerbi::{
     ClientSecretCredential, EntraCredential, EntraTokenProvider, PowerBiClient,
 };
 use xero_operator::secret::SecretString;
+use xero_operator::secret_store::SecretStore;
 use xero_operator::xero::{XeroConnections, XeroSecretRef, XeroTokenRotation};
 use xero_testbed::TestEnv;
 

@@ -16,8 +16,8 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::sync::mpsc;
 use xero_operator::error::{ClientError, ErrorCategory};
-use xero_operator::kube::{SecretAccess, SecretStore, SecretValues, SecretWrite};
 use xero_operator::secret::SecretString;
+use xero_operator::secret_store::{SecretAccess, SecretStore, SecretValues, SecretWrite};
 use xero_operator::xero::{
     BeforeSecretWrite, ROTATED_AT_ANNOTATION, XeroConnections, XeroSecretRef, XeroTokenEndpoint,
     XeroTokenRotation, find_organisation,

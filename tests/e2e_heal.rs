@@ -1,5 +1,6 @@
-//! The heal scenario of DESIGN.md section 1, end to end: the operator does the eight manual
-//! steps by itself.
+//! The heal scenario end to end: the operator does by itself the manual fix of a dataset whose
+//! Xero credentials expired (edit the data source credentials, sign in to Xero, switch the
+//! schedule back on, "Refresh now").
 
 mod e2e_support;
 
@@ -7,7 +8,8 @@ use std::time::Duration;
 
 use e2e_support::*;
 use serde_json::json;
-use xero_operator::api::conditions::{self, reason};
+use xero_operator::api::Reason;
+use xero_operator::api::conditions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dataset_broken_by_expired_xero_credentials_is_healed() {
@@ -22,7 +24,7 @@ async fn a_dataset_broken_by_expired_xero_credentials_is_healed() {
             "finance-xero",
             conditions::READY,
             "True",
-            Some(reason::RECONCILED),
+            Some(Reason::Reconciled.as_str()),
             Duration::from_secs(60),
         )
         .await;
@@ -75,10 +77,10 @@ async fn a_dataset_broken_by_expired_xero_credentials_is_healed() {
 
     let events = s.event_reasons("finance-xero").await;
     let expected = [
-        reason::SCHEDULE_UPDATED,
-        reason::CREDENTIALS_APPLIED,
-        reason::REFRESH_TRIGGERED,
-        reason::REFRESH_SUCCEEDED,
+        Reason::ScheduleUpdated.as_str(),
+        Reason::CredentialsApplied.as_str(),
+        Reason::RefreshTriggered.as_str(),
+        Reason::RefreshSucceeded.as_str(),
     ];
     let positions: Vec<usize> = expected
         .iter()

@@ -8,7 +8,8 @@ use std::time::Duration;
 use e2e_support::*;
 use reqwest::Method;
 use serde_json::json;
-use xero_operator::api::conditions::{self, find_condition, reason};
+use xero_operator::api::Reason;
+use xero_operator::api::conditions::{self, find_condition};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -55,7 +56,7 @@ async fn a_schedule_switched_off_after_failures_is_switched_back_on_as_desired()
         "schedule",
         conditions::READY,
         "True",
-        Some(reason::RECONCILED),
+        Some(Reason::Reconciled.as_str()),
         WAIT,
     )
     .await;
@@ -70,6 +71,80 @@ async fn a_schedule_switched_off_after_failures_is_switched_back_on_as_desired()
     let schedule = &s.sim_dataset().await["schedule"];
     assert_eq!(schedule["days"], json!(["Friday"]));
     assert_eq!(schedule["times"], json!(["05:30"]));
+}
+
+/// The race a clean clone's first `make test` lost: a second reconcile woke (by the Secret watch)
+/// before the operator's first status write came back on the watch, so it got the cached object
+/// without that status. Reproduced deterministically by handing the controller's reconcile the
+/// stale object itself, against the real API server and the simulator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconcile_on_a_stale_cached_object_keeps_what_the_last_status_write_recorded() {
+    use std::sync::Arc;
+    use xero_operator::controller::{Context, reconcile};
+
+    let mut seed = seed_value();
+    seed["workspaces"][0]["datasets"][0]["refreshHistory"][0]["status"] = "Completed".into();
+    seed["workspaces"][0]["datasets"][0]["refreshHistory"][0]["serviceExceptionJson"] = "".into();
+    let s = Scenario::start("e2e-stale", &seed_text(&seed)).await;
+    s.create_secrets().await;
+    s.apply_dataset(&dataset_manifest("stale", json!({}))).await;
+    let stale = Arc::new(s.datasets().get("stale").await.expect("read XeroDataset"));
+    assert!(stale.status.is_none());
+
+    let url = reqwest::Url::parse(&s.sim.url()).expect("simulator url");
+    let services = xero_operator::reconcile::Services::new(
+        s.env.client.clone(),
+        &xero_operator::endpoints::Endpoints::all_at(&url),
+    )
+    .expect("services");
+    let ctx = Arc::new(Context::new(
+        s.env.client.clone(),
+        services,
+        Arc::new(xero_operator::metrics::Metrics::new()),
+        xero_operator::reconcile::model::Timing {
+            resync_interval: Duration::from_secs(3600),
+            poll_interval: Duration::from_secs(1),
+            default_credential_lead_time: Duration::from_secs(600),
+        },
+        xero_operator::clock::Clock::real(),
+    ));
+
+    reconcile(stale.clone(), ctx.clone())
+        .await
+        .expect("first reconcile");
+    let synced = |x: &xero_operator::api::XeroDataset| {
+        x.status
+            .as_ref()
+            .and_then(|st| find_condition(&st.conditions, conditions::SCHEDULE_SYNCED))
+            .map(|c| c.status.clone())
+    };
+    let first = s.datasets().get("stale").await.expect("read");
+    assert_eq!(
+        synced(&first).as_deref(),
+        Some("True"),
+        "{:?}",
+        first.status
+    );
+
+    // The same cached object again: the schedule is not read a second time within the resync
+    // interval, so only the remembered status can keep ScheduleSynced.
+    reconcile(stale, ctx).await.expect("second reconcile");
+    let second = s.datasets().get("stale").await.expect("read");
+    assert_eq!(
+        synced(&second).as_deref(),
+        Some("True"),
+        "{:?}",
+        second.status
+    );
+    assert_eq!(
+        s.count(
+            "GET",
+            &format!("/v1.0/myorg/groups/{WORKSPACE}/datasets/{DATASET}/refreshSchedule")
+        )
+        .await,
+        1,
+        "the schedule was read once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,7 +170,7 @@ async fn a_revoked_refresh_token_stalls_without_a_storm_and_a_new_token_recovers
             "revoked",
             conditions::CREDENTIALS_VALID,
             "False",
-            Some(reason::XERO_REFRESH_TOKEN_REJECTED),
+            Some(Reason::XeroRefreshTokenRejected.as_str()),
             WAIT,
         )
         .await;
@@ -144,7 +219,7 @@ async fn a_revoked_refresh_token_stalls_without_a_storm_and_a_new_token_recovers
         "revoked",
         conditions::READY,
         "True",
-        Some(reason::RECONCILED),
+        Some(Reason::Reconciled.as_str()),
         Duration::from_secs(30),
     )
     .await;
@@ -195,6 +270,28 @@ async fn a_refresh_request_annotation_starts_exactly_one_refresh() {
             "one refresh per new value"
         );
     }
+    // Two refreshes, two events: kube's recorder would merge events of one reason into one
+    // series showing the first message.
+    let triggered: Vec<String> = s
+        .events("request")
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(Reason::RefreshTriggered.as_str()))
+        .map(|e| {
+            assert!(e.series.is_none(), "merged into a series: {e:?}");
+            e.note.unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(triggered.len(), 2, "{triggered:?}");
+    assert!(
+        triggered[0].contains("as requested at 2026-11-29T10:00:00Z"),
+        "{triggered:?}"
+    );
+    assert!(
+        triggered[1].contains("as requested at 2026-11-29T10:05:00Z"),
+        "{triggered:?}"
+    );
+
     // The same value again (another annotation changes) starts nothing.
     s.datasets()
         .patch(
@@ -225,7 +322,7 @@ async fn a_suspended_dataset_causes_no_calls_and_resumes_when_unsuspended() {
         "suspended",
         conditions::READY,
         "False",
-        Some(reason::SUSPENDED),
+        Some(Reason::Suspended.as_str()),
         WAIT,
     )
     .await;
@@ -257,7 +354,7 @@ async fn a_suspended_dataset_causes_no_calls_and_resumes_when_unsuspended() {
         "suspended",
         conditions::READY,
         "True",
-        Some(reason::RECONCILED),
+        Some(Reason::Reconciled.as_str()),
         WAIT,
     )
     .await;
@@ -284,7 +381,7 @@ async fn throttling_and_server_errors_are_reported_then_overcome() {
             "faults",
             conditions::READY,
             "False",
-            Some(reason::POWER_BI_THROTTLED),
+            Some(Reason::PowerBIThrottled.as_str()),
             WAIT,
         )
         .await;
@@ -312,7 +409,7 @@ async fn throttling_and_server_errors_are_reported_then_overcome() {
         "faults",
         conditions::READY,
         "False",
-        Some(reason::POWER_BI_UNAVAILABLE),
+        Some(Reason::PowerBIUnavailable.as_str()),
         WAIT,
     )
     .await;
@@ -322,7 +419,7 @@ async fn throttling_and_server_errors_are_reported_then_overcome() {
         "faults",
         conditions::READY,
         "True",
-        Some(reason::RECONCILED),
+        Some(Reason::Reconciled.as_str()),
         Duration::from_secs(120),
     )
     .await;
@@ -354,7 +451,7 @@ async fn an_operator_killed_during_a_refresh_does_not_start_a_second_one() {
         "crash",
         conditions::READY,
         "True",
-        Some(reason::RECONCILED),
+        Some(Reason::Reconciled.as_str()),
         WAIT,
     )
     .await;
@@ -381,7 +478,7 @@ async fn twenty_datasets_sharing_one_secret_heal_with_one_token_exchange() {
             &format!("shared-{i}"),
             conditions::READY,
             "True",
-            Some(reason::RECONCILED),
+            Some(Reason::Reconciled.as_str()),
             Duration::from_secs(90),
         )
         .await;
@@ -456,7 +553,7 @@ async fn a_dataset_the_operator_cannot_use_does_not_stop_the_others() {
             "unusable",
             conditions::STALLED,
             "True",
-            Some(reason::INVALID_SPEC),
+            Some(Reason::InvalidSpec.as_str()),
             WAIT,
         )
         .await;
@@ -475,7 +572,7 @@ async fn a_dataset_the_operator_cannot_use_does_not_stop_the_others() {
         "healthy",
         conditions::READY,
         "True",
-        Some(reason::RECONCILED),
+        Some(Reason::Reconciled.as_str()),
         WAIT,
     )
     .await;
@@ -483,7 +580,7 @@ async fn a_dataset_the_operator_cannot_use_does_not_stop_the_others() {
         "orphan",
         conditions::READY,
         "False",
-        Some(reason::SECRET_NOT_FOUND),
+        Some(Reason::SecretNotFound.as_str()),
         WAIT,
     )
     .await;

@@ -4,18 +4,28 @@
 
 pub mod conditions;
 pub mod duration;
+mod reason;
 mod xero_dataset;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResourceExt;
 
+pub use reason::Reason;
 pub use xero_dataset::{
     Backoff, Capacity, CredentialsStatus, DatasetRef, DatasetSelector, DayOfWeek, LastRefresh,
     MAX_CREDENTIAL_LEAD_TIME, PREMIUM_MAX_TIMES_PER_DAY, PowerBiCloud, PowerBiCredentialsSecretRef,
     PowerBiSpec, RecoverySpec, RecoveryStatus, SHARED_MAX_TIMES_PER_DAY, ScheduleSpec,
     XeroCredentialsSecretRef, XeroDataset, XeroDatasetSpec, XeroDatasetStatus, XeroSpec,
 };
+
+/// Annotation on a XeroDataset whose new values each ask for one refresh now.
+pub const REFRESH_REQUESTED_AT: &str = "xero-operator.dev/refresh-requested-at";
+/// Annotation on a XeroDataset whose new values each ask for a reconcile now.
+pub const RECONCILE_REQUESTED_AT: &str = "xero-operator.dev/reconcile-requested-at";
+
+/// The field manager of the operator's writes (status, rotated refresh tokens).
+pub const FIELD_MANAGER: &str = "xero-operator";
 
 /// A timestamp for the status, in whole seconds.
 ///

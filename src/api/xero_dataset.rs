@@ -403,12 +403,13 @@ impl Capacity {
         }
     }
 
-    /// The most refreshes a day (scheduled and on-demand together) Power BI runs on this
-    /// capacity, when it has a fixed limit (Premium is bounded by the capacity's resources).
-    pub fn max_refreshes_per_day(self) -> Option<u32> {
+    /// The most refreshes a day the operator lets a dataset on this capacity use, scheduled and
+    /// API ones together: Shared capacity allows 8; Premium sets no fixed limit, so the operator
+    /// keeps to the schedule's own maximum of 48 slots.
+    pub fn daily_refresh_limit(self) -> u32 {
         match self {
-            Self::Shared => Some(8),
-            Self::Premium => None,
+            Self::Shared => 8,
+            Self::Premium => 48,
         }
     }
 }

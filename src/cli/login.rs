@@ -1,4 +1,5 @@
-//! `xero-operator xero-login`: the first sign-in to Xero (steps 4-5 of DESIGN.md section 1).
+//! `xero-operator xero-login`: the first sign-in to Xero (the step of the manual fix only a
+//! person can do).
 //!
 //! Xero's authorization-code flow with PKCE: the command prints the authorize URL, a person
 //! signs in and consents in a browser, Xero redirects the browser to a callback on this
@@ -28,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{CliError, FIELD_MANAGER, connect};
 use crate::endpoints::{XERO_API_URL, XERO_IDENTITY_URL, join, service_url};
-use crate::error::{ClientError, ErrorCategory};
+use crate::error::{ClientError, ErrorCategory, Service};
 use crate::http::{Call, HttpSettings, OAuthHttp, RetryPolicy, http_client, token_error};
 use crate::secret::SecretString;
 use crate::xero::XeroConnections;
@@ -55,7 +56,7 @@ const CLIENT_SECRET_KEY: &str = "clientSecret";
 const REFRESH_TOKEN_KEY: &str = "refreshToken";
 
 const CALL: Call = Call {
-    service: "Xero identity",
+    service: Service::XeroIdentity,
     operation: "AuthorizationCode",
     // A code is good for one exchange only.
     idempotent: false,

@@ -1,5 +1,5 @@
-//! `xero-operator refresh NAME [--wait]`: asks the operator for one refresh now (step 7 of
-//! DESIGN.md section 1, "Refresh now") by setting the refresh-requested-at annotation, and with
+//! `xero-operator refresh NAME [--wait]`: asks the operator for one refresh now (the portal's
+//! "Refresh now", the last step of the manual fix) by setting the refresh-requested-at annotation, and with
 //! `--wait` follows the status until the operator has handled the request and the refresh it
 //! started has ended.
 
@@ -10,9 +10,9 @@ use jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 
 use super::{CliError, FIELD_MANAGER, connect, short_duration};
+use crate::api::REFRESH_REQUESTED_AT;
 use crate::api::conditions::{self, find_condition};
 use crate::api::{LastRefresh, XeroDataset};
-use crate::reconcile::validate::REFRESH_REQUESTED_AT;
 
 /// Power BI's status of a refresh that is still running.
 const RUNNING: &str = "Unknown";

@@ -10,11 +10,11 @@ use super::models::{
     RefreshScheduleUpdate, from_service_json,
 };
 use crate::endpoints::join;
-use crate::error::{ClientError, ErrorCategory};
+use crate::error::{ClientError, ErrorCategory, Service};
 use crate::http::{Answer, Call, RetryPolicy, send_with_retry, status_error, truncate};
 use crate::secret::SecretString;
 
-const SERVICE: &str = "Power BI";
+const SERVICE: Service = Service::PowerBi;
 
 /// A client of the Power BI REST API (`{base}/v1.0/myorg`). Cheap to clone; every call takes
 /// the bearer token of the service principal it acts as, so one client serves every dataset.
@@ -178,6 +178,7 @@ impl PowerBiClient {
         let call = write_call("UpdateRefreshScheduleInGroup", true);
         if update.disables_with_other_changes() {
             return Err(ClientError::new(
+                SERVICE,
                 ErrorCategory::InvalidRequest,
                 "a refresh schedule update that disables the schedule may change nothing else",
             ));
@@ -346,6 +347,7 @@ fn write_call(operation: &'static str, idempotent: bool) -> Call {
 fn parse<T: DeserializeOwned>(call: Call, answer: &Answer) -> Result<T, ClientError> {
     from_service_json(&answer.body).map_err(|error| {
         ClientError::new(
+            SERVICE,
             ErrorCategory::MalformedResponse,
             format!(
                 "{SERVICE} {} answered HTTP {} with a body that does not parse: {}",

@@ -12,7 +12,7 @@ use reqwest::Url;
 use tokio::time::Instant;
 
 use crate::endpoints::join;
-use crate::error::{ClientError, ErrorCategory};
+use crate::error::{ClientError, ErrorCategory, Service};
 use crate::http::{Call, OAuthHttp, RetryPolicy, token_error};
 use crate::secret::SecretString;
 
@@ -62,6 +62,7 @@ impl WorkloadIdentity {
                 .filter(|value| !value.trim().is_empty())
                 .ok_or_else(|| {
                     ClientError::new(
+                        Service::EntraId,
                         ErrorCategory::WorkloadIdentityUnavailable,
                         format!(
                             "workload identity needs the environment variable {name}; is the \
@@ -80,6 +81,7 @@ impl WorkloadIdentity {
     async fn assertion(&self) -> Result<SecretString, ClientError> {
         let unavailable = |reason: String| {
             ClientError::new(
+                Service::EntraId,
                 ErrorCategory::WorkloadIdentityUnavailable,
                 format!(
                     "cannot read the federated token file {}: {reason}",
@@ -202,7 +204,7 @@ impl EntraTokenProvider {
         credential: &EntraCredential,
     ) -> Result<(SecretString, Duration), ClientError> {
         let call = Call {
-            service: "Microsoft Entra ID",
+            service: Service::EntraId,
             operation: "ClientCredentialsToken",
             idempotent: true,
         };

@@ -5,11 +5,10 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::gather::Session;
-use super::plan::{Action, Memory, Plan, ScheduleUpdate};
-use super::status::Failure;
-use super::{Service, StepError};
-use crate::api::conditions::reason;
+use super::failure::StepError;
+use super::model::{Action, Failure, Memory, Plan, ScheduleUpdate};
+use super::services::Session;
+use crate::api::Reason;
 use crate::error::{ClientError, ErrorCategory};
 use crate::powerbi::models::{Datasource, PrivacyLevel, RefreshScheduleUpdate};
 use crate::secret::SecretString;
@@ -120,9 +119,9 @@ async fn update_schedule(
             powerbi
                 .update_refresh_schedule(&token, workspace, dataset_id, &body)
                 .await
-                .map_err(|e| StepError::Call(e, Service::PowerBi))
+                .map_err(StepError::Call)
         }
-        other => other.map_err(|e| StepError::Call(e, Service::PowerBi)),
+        other => other.map_err(StepError::Call),
     }
 }
 
@@ -144,7 +143,7 @@ async fn apply_credentials(
         .xero
         .access_token(&secret, MIN_TOKEN_VALIDITY)
         .await
-        .map_err(|e| StepError::Call(e, Service::Xero))?;
+        .map_err(StepError::Call)?;
     executed.access_token_expires_at = Some(xero.expires_at);
     executed.refresh_token_rotated_at = Some(xero.refresh_token_rotated_at);
 
@@ -156,9 +155,9 @@ async fn apply_credentials(
         .connections
         .list(&xero.access_token)
         .await
-        .map_err(|e| StepError::Call(e, Service::Xero))?;
+        .map_err(StepError::Call)?;
     let tenant_id = find_organisation(&connections, &spec.organisation)
-        .map_err(|e| StepError::Call(e, Service::Xero))?
+        .map_err(StepError::Call)?
         .tenant_id
         .clone();
     executed.xero_tenant_id = Some(tenant_id);
@@ -176,7 +175,7 @@ async fn apply_credentials(
             let datasources = powerbi
                 .datasources(&token, &spec.workspace_id, dataset_id)
                 .await
-                .map_err(|e| StepError::Call(e, Service::PowerBi))?;
+                .map_err(StepError::Call)?;
             let binding = xero_datasource(&datasources, spec.datasource_id.as_deref())?;
             session
                 .services
@@ -206,7 +205,7 @@ async fn apply_credentials(
     if result.is_err() {
         session.services.datasources.forget(&binding_key);
     }
-    result.map_err(|e| StepError::Call(e, Service::PowerBi))
+    result.map_err(StepError::Call)
 }
 
 async fn trigger_refresh(
@@ -236,12 +235,12 @@ async fn trigger_refresh(
         }
         Err(err) if err.category() == ErrorCategory::InvalidRequest && mentions_limit(&err) => {
             Err(StepError::Finding(Failure {
-                reason: reason::DAILY_LIMIT_REACHED,
+                reason: Reason::DailyLimitReached,
                 message: format!("Power BI refused the refresh: {}", err.message()),
                 needs_human: false,
             }))
         }
-        Err(err) => Err(StepError::Call(err, Service::PowerBi)),
+        Err(err) => Err(StepError::Call(err)),
     }
 }
 
@@ -270,7 +269,7 @@ async fn take_over(
         .powerbi
         .take_over(token, &session.spec.workspace_id, dataset_id)
         .await
-        .map_err(|e| StepError::Call(e, Service::PowerBi))
+        .map_err(StepError::Call)
 }
 
 /// The gateway and datasource ids of the dataset's Xero datasource: the one `datasource_id`
@@ -299,7 +298,7 @@ fn xero_datasource(
     match candidates.as_slice() {
         [(gateway, datasource)] => Ok(((*gateway).to_owned(), (*datasource).to_owned())),
         [] => Err(StepError::Finding(Failure {
-            reason: reason::DATASOURCE_NOT_FOUND,
+            reason: Reason::DatasourceNotFound,
             message: match datasource_id {
                 Some(id) => format!("the dataset has no datasource {id} bound to a gateway"),
                 None => format!(
@@ -310,7 +309,7 @@ fn xero_datasource(
             needs_human: true,
         })),
         several => Err(StepError::Finding(Failure {
-            reason: reason::DATASOURCE_AMBIGUOUS,
+            reason: Reason::DatasourceAmbiguous,
             message: format!(
                 "the dataset has {} Xero datasources; name one in spec.dataset.datasourceId",
                 several.len()
@@ -347,10 +346,10 @@ mod tests {
         .expect("datasource")
     }
 
-    fn reason_of(err: StepError) -> &'static str {
+    fn reason_of(err: StepError) -> Option<Reason> {
         match err {
-            StepError::Finding(f) => f.reason,
-            StepError::Call(..) => "Call",
+            StepError::Finding(f) => Some(f.reason),
+            StepError::Call(..) => None,
         }
     }
 
@@ -367,7 +366,7 @@ mod tests {
         let both = [datasource("Xero", "g", "d1"), datasource("Xero", "g", "d2")];
         assert_eq!(
             reason_of(xero_datasource(&both, None).expect_err("ambiguous")),
-            reason::DATASOURCE_AMBIGUOUS
+            Some(Reason::DatasourceAmbiguous)
         );
         assert_eq!(
             xero_datasource(&both, Some("D2")).expect("chosen"),
@@ -375,7 +374,7 @@ mod tests {
         );
         assert_eq!(
             reason_of(xero_datasource(&both, Some("d3")).expect_err("missing")),
-            reason::DATASOURCE_NOT_FOUND
+            Some(Reason::DatasourceNotFound)
         );
     }
 
@@ -384,7 +383,7 @@ mod tests {
         let unbound = datasource("Xero", "", "");
         assert_eq!(
             reason_of(xero_datasource(&[unbound], None).expect_err("unbound")),
-            reason::DATASOURCE_NOT_FOUND
+            Some(Reason::DatasourceNotFound)
         );
     }
 }

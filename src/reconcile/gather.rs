@@ -1,82 +1,19 @@
 //! The gather step: the Power BI token, the dataset's id, its refresh history and (when due) its
 //! schedule, turned into the planner's observed state.
 
-use super::plan::{Observed, Refresh, RefreshState, RefreshType};
-use super::status::{Failure, RefreshRecord};
-use super::validate::{DatasetName, ValidatedSpec};
-use super::{CloudClients, Service, Services, StepError};
-use crate::api::XeroDatasetStatus;
-use crate::api::conditions::reason;
-use crate::kube::SecretAccess as _;
+use super::failure::StepError;
+use super::model::{Failure, Observed, Refresh, RefreshRecord, RefreshState, RefreshType};
+use super::services::Session;
+use super::validate::DatasetName;
+use crate::api::{Reason, XeroDatasetStatus};
 use crate::powerbi::models;
-use crate::powerbi::{ClientSecretCredential, EntraCredential, WorkloadIdentity};
 use crate::schedule::RefreshSchedule;
-use crate::secret::SecretString;
-
-/// What one reconcile works with.
-pub(super) struct Session<'a> {
-    pub services: &'a Services,
-    pub cloud: &'a CloudClients,
-    pub namespace: &'a str,
-    pub spec: &'a ValidatedSpec,
-}
 
 /// What the gather step found.
 pub(super) struct Gathered {
     pub dataset_id: String,
     pub observed: Observed,
     pub records: Vec<RefreshRecord>,
-}
-
-impl Session<'_> {
-    /// A Power BI access token for the dataset's identity.
-    pub async fn powerbi_token(&self) -> Result<SecretString, StepError> {
-        let credential = self.entra_credential().await?;
-        self.cloud
-            .entra
-            .token(&credential)
-            .await
-            .map_err(|e| StepError::Call(e, Service::PowerBi))
-    }
-
-    async fn entra_credential(&self) -> Result<EntraCredential, StepError> {
-        let Some(secret_ref) = &self.spec.powerbi_secret else {
-            return WorkloadIdentity::from_env()
-                .map(EntraCredential::WorkloadIdentity)
-                .map_err(|e| StepError::Call(e, Service::PowerBi));
-        };
-        let kube = |e| StepError::Call(e, Service::Kubernetes);
-        let key = (self.namespace.to_owned(), secret_ref.name.clone());
-        let secret = match self.services.powerbi_secrets.get(&key) {
-            Some(secret) => secret,
-            None => {
-                let secret = self
-                    .services
-                    .secrets
-                    .read(self.namespace, &secret_ref.name)
-                    .await
-                    .map_err(kube)?;
-                self.services.powerbi_secrets.put(key, secret.clone());
-                secret
-            }
-        };
-        Ok(EntraCredential::ClientSecret(ClientSecretCredential {
-            tenant_id: secret
-                .value(&secret_ref.tenant_id_key)
-                .map_err(kube)?
-                .expose()
-                .to_owned(),
-            client_id: secret
-                .value(&secret_ref.client_id_key)
-                .map_err(kube)?
-                .expose()
-                .to_owned(),
-            client_secret: secret
-                .value(&secret_ref.client_secret_key)
-                .map_err(kube)?
-                .clone(),
-        }))
-    }
 }
 
 /// Refresh history entries read per reconcile: enough for a day of refreshes on the capacity
@@ -94,7 +31,7 @@ pub(super) async fn gather(
     let token = session.powerbi_token().await?;
     let powerbi = &session.cloud.powerbi;
     let workspace = session.spec.workspace_id.as_str();
-    let call = |e| StepError::Call(e, Service::PowerBi);
+    let call = StepError::Call;
     let dataset_id = match &session.spec.dataset {
         DatasetName::Id(id) => id.clone(),
         DatasetName::Name(name) => {
@@ -151,7 +88,7 @@ pub(super) async fn gather(
 fn dataset_error(err: crate::error::ClientError, dataset_id: &str) -> StepError {
     if err.category() == crate::error::ErrorCategory::NotFound {
         StepError::Finding(Failure {
-            reason: reason::DATASET_NOT_FOUND,
+            reason: Reason::DatasetNotFound,
             message: format!(
                 "dataset {dataset_id} was not found in the workspace: {}",
                 err.message()
@@ -159,7 +96,7 @@ fn dataset_error(err: crate::error::ClientError, dataset_id: &str) -> StepError 
             needs_human: true,
         })
     } else {
-        StepError::Call(err, Service::PowerBi)
+        StepError::Call(err)
     }
 }
 
@@ -168,12 +105,12 @@ fn resolve_dataset(datasets: &[models::Dataset], name: &str) -> Result<String, S
     match matches.as_slice() {
         [one] => Ok(one.id.clone()),
         [] => Err(StepError::Finding(Failure {
-            reason: reason::DATASET_NOT_FOUND,
+            reason: Reason::DatasetNotFound,
             message: format!("no dataset named {name:?} in the workspace"),
             needs_human: true,
         })),
         several => Err(StepError::Finding(Failure {
-            reason: reason::DATASET_AMBIGUOUS,
+            reason: Reason::DatasetAmbiguous,
             message: format!(
                 "{} datasets are named {name:?} in the workspace; name the dataset by id in spec.dataset.id",
                 several.len()

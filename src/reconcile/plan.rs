@@ -1,12 +1,18 @@
 //! The pure heart of the controller: from what the user wants, what the operator remembers and
 //! what Power BI reports, decide what to do now and when to look again. No I/O, no clock: `now`
 //! is an input, so every situation is a table row in the tests.
+//!
+//! [`plan_actions`] reads as its steps: the day's count and the memory for today, the schedule's
+//! slots (computed once), the recovery decision, the credential decision, the next wake-up.
 
 use std::time::Duration;
 
-use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
+pub use super::model::{
+    Action, ApplyReason, Desired, Holdback, Memory, Observed, Plan, Refresh, RefreshState,
+    RefreshType, ScheduleUpdate, Timing, TriggerReason,
+};
 use crate::schedule::{RefreshSchedule, local_day_bounds};
 
 /// Power BI starts a scheduled refresh on a best-effort basis: up to 5 minutes early.
@@ -22,166 +28,6 @@ const MAX_REFRESH_RUN: SignedDuration = SignedDuration::from_hours(6);
 /// The longest wait between two polls of a running refresh.
 const MAX_POLL: Duration = Duration::from_secs(300);
 
-/// What the user asked for, validated.
-#[derive(Debug, Clone)]
-pub struct Desired {
-    pub schedule: RefreshSchedule,
-    pub zone: TimeZone,
-    pub credential_lead_time: SignedDuration,
-    /// Refreshes a day the capacity allows, scheduled ones included.
-    pub daily_refresh_limit: u32,
-    pub max_attempts_per_day: u32,
-    pub backoff_initial: Duration,
-    pub backoff_max: Duration,
-    pub suspend: bool,
-    /// A new value of the refresh-requested-at annotation not handled yet.
-    pub refresh_requested: Option<String>,
-}
-
-/// How a refresh started, as Power BI reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RefreshType {
-    Scheduled,
-    /// The portal's "Refresh now": it does not count against the daily limit.
-    OnDemand,
-    ViaApi,
-    Other(String),
-}
-
-/// The state of a refresh in Power BI's history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefreshState {
-    /// Power BI's `Unknown`: still running.
-    Running,
-    Completed,
-    Failed,
-    Cancelled,
-    Disabled,
-}
-
-/// One entry of the refresh history.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refresh {
-    pub request_id: String,
-    pub refresh_type: RefreshType,
-    pub state: RefreshState,
-    pub start_time: Option<Timestamp>,
-    pub end_time: Option<Timestamp>,
-}
-
-/// What Power BI reported in this reconcile.
-#[derive(Debug, Clone, Default)]
-pub struct Observed {
-    /// The schedule in Power BI; `None` when it was not read this time (drift is then not
-    /// checked).
-    pub schedule: Option<RefreshSchedule>,
-    /// The refresh history, newest first.
-    pub history: Vec<Refresh>,
-}
-
-/// What the operator remembers between reconciles (kept in the status).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Memory {
-    /// The failed refresh the operator last responded to.
-    pub handled_failure: Option<String>,
-    /// Recovery refreshes started on the local day of `last_attempt`, since the last success.
-    pub attempts: u32,
-    pub last_attempt: Option<Timestamp>,
-    /// When credentials were last applied to the datasource.
-    pub credentials_applied: Option<Timestamp>,
-}
-
-/// Why credentials are applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApplyReason {
-    /// Shortly before the scheduled slot at this instant.
-    BeforeSlot(Timestamp),
-    /// Right before a refresh the operator triggers.
-    BeforeRefresh,
-}
-
-/// Why the operator triggers a refresh.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TriggerReason {
-    /// To recover from the failed refresh with this request id.
-    RecoverFailure { request_id: String },
-    /// The refresh-requested-at annotation asked for it.
-    Requested { value: String },
-}
-
-/// One step of the plan, carried out in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// Make Power BI's schedule the desired one.
-    UpdateSchedule(ScheduleUpdate),
-    ApplyCredentials(ApplyReason),
-    TriggerRefresh(TriggerReason),
-}
-
-/// A schedule change, shaped by Power BI's rule that a disabling PATCH changes nothing else.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ScheduleUpdate {
-    Disable,
-    Set(RefreshSchedule),
-}
-
-/// Why no recovery refresh is started for a pending failure (or a request).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Holdback {
-    /// A refresh is running; only one runs at a time.
-    RefreshRunning,
-    /// Waiting for the backoff to end at this instant.
-    Backoff(Timestamp),
-    /// `recovery.maxAttemptsPerDay` attempts were made today.
-    AttemptsExhausted,
-    /// `recovery.maxAttemptsPerDay` is 0: the operator does not recover failed refreshes.
-    RecoveryOff,
-    /// The scheduled refresh of this slot is due (or a little late), with fresh credentials:
-    /// a recovery refresh now would collide with it.
-    ScheduledRefreshDue(Timestamp),
-    /// Another refresh would exceed the capacity's daily limit, counting the scheduled slots
-    /// still ahead today.
-    DailyLimitReached,
-}
-
-/// The decision of one reconcile.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    pub actions: Vec<Action>,
-    /// Why a pending failure or request is not acted on now.
-    pub holdback: Option<Holdback>,
-    /// The memory to keep, assuming the actions succeed.
-    pub memory: Memory,
-    /// The refresh-requested-at value handled by this plan (echoed in the status).
-    pub handled_request: Option<String>,
-    /// Refreshes counted against today's limit, before this plan's actions.
-    pub refreshes_today: u32,
-    /// The next scheduled slot, when the schedule is on.
-    pub next_slot: Option<Timestamp>,
-    /// When to reconcile again, at the latest.
-    pub requeue_after: Duration,
-}
-
-impl Plan {
-    /// Whether the plan triggers a refresh.
-    pub fn triggers_refresh(&self) -> bool {
-        self.actions
-            .iter()
-            .any(|a| matches!(a, Action::TriggerRefresh(_)))
-    }
-}
-
-/// Timing knobs of the operator (flags), not of one dataset.
-#[derive(Debug, Clone, Copy)]
-pub struct Timing {
-    /// The longest time between two reconciles (the drift check).
-    pub resync_interval: Duration,
-    /// The first poll of a running refresh; later polls grow with its age.
-    pub poll_interval: Duration,
-    /// The credential lead time of datasets whose spec does not set one.
-    pub default_credential_lead_time: Duration,
-}
-
 /// Decides what to do for one dataset at `now`.
 pub fn plan_actions(
     desired: &Desired,
@@ -190,32 +36,33 @@ pub fn plan_actions(
     timing: Timing,
     now: Timestamp,
 ) -> Plan {
-    let zone = &desired.zone;
-    let (today, tomorrow) = local_day_bounds(zone, now);
-    let mut memory = memory.clone();
-    let mut wake = Wakeups::new(now, timing.resync_interval);
-    let refreshes_today = count_refreshes_since(&observed.history, today);
+    let (today, tomorrow) = local_day_bounds(&desired.zone, now);
     let latest = observed.history.first();
-
+    let refreshes_today = count_refreshes_since(&observed.history, today);
     if desired.suspend {
         return Plan {
             actions: Vec::new(),
             holdback: None,
-            memory,
+            memory: memory.clone(),
             handled_request: None,
             refreshes_today,
             next_slot: None,
-            requeue_after: wake.earliest(),
+            requeue_after: timing.resync_interval,
         };
     }
-
-    // A success ends the recovery episode; a new local day starts a fresh count.
-    if latest.is_some_and(|r| r.state == RefreshState::Completed) {
-        memory.attempts = 0;
-    }
-    if memory.last_attempt.is_some_and(|t| t < today) {
-        memory.attempts = 0;
-    }
+    let mut memory = memory_for_today(memory, latest, today);
+    let slots = Slots::at(desired, latest, now, today, tomorrow);
+    let running = running_since(latest, now);
+    let within_daily_limit = refreshes_today + slots.left_today < desired.daily_refresh_limit;
+    let recovery = decide_recovery(
+        desired,
+        latest,
+        &mut memory,
+        &slots,
+        running.is_some(),
+        within_daily_limit,
+        now,
+    );
 
     let mut actions = Vec::new();
     if let Some(update) = observed
@@ -225,176 +72,263 @@ pub fn plan_actions(
     {
         actions.push(Action::UpdateSchedule(update));
     }
-
-    let schedule_on = desired.schedule.enabled;
-    let next_slot = schedule_on
-        .then(|| desired.schedule.next_slot(zone, now))
-        .flatten();
-    // The slot whose credential window is open, or whose refresh Power BI may still start.
-    let current_slot = schedule_on
-        .then(|| {
-            let from = now.checked_sub(SLOT_LATE_START).unwrap_or(now);
-            desired.schedule.next_slot(zone, from)
-        })
-        .flatten()
-        .filter(|slot| {
-            now >= slot
-                .checked_sub(desired.credential_lead_time)
-                .unwrap_or(*slot)
-        });
-    let slot_seen = |slot: Timestamp| {
-        latest.is_some_and(|r| {
-            r.start_time
-                .is_some_and(|t| t >= slot.checked_sub(SLOT_EARLY_START).unwrap_or(slot))
-        })
-    };
-    let awaited_slot = current_slot.filter(|slot| !slot_seen(*slot));
-    let slots_left_today = if schedule_on {
-        let ahead = desired.schedule.slots_between(zone, now, tomorrow).len() as u32;
-        // A slot that has just passed without its refresh still gets one.
-        let overdue = awaited_slot.is_some_and(|slot| slot <= now && slot >= today);
-        ahead + u32::from(overdue)
-    } else {
-        0
-    };
-    let within_daily_limit = refreshes_today + slots_left_today < desired.daily_refresh_limit;
-
-    // Credentials shortly before each slot: the current slot is the earliest one that Power BI
-    // may still start (up to SLOT_LATE_START after its time).
-    let mut apply_before_slot = None;
-    if schedule_on {
-        let from = now.checked_sub(SLOT_LATE_START).unwrap_or(now);
-        if let Some(slot) = desired.schedule.next_slot(zone, from) {
-            let window = slot
-                .checked_sub(desired.credential_lead_time)
-                .unwrap_or(slot);
-            if now >= window {
-                if memory.credentials_applied.is_none_or(|t| t < window) {
-                    apply_before_slot = Some(slot);
-                }
-                // Look again at the slot, to watch for its refresh's outcome (below), and after
-                // it for the next window.
-                if slot > now {
-                    wake.at(slot);
-                }
-                if let Some(next) = desired.schedule.next_slot(
-                    zone,
-                    slot.checked_add(SignedDuration::from_secs(1))
-                        .unwrap_or(slot),
-                ) {
-                    wake.at(next
-                        .checked_sub(desired.credential_lead_time)
-                        .unwrap_or(next));
-                }
-            } else {
-                wake.at(window);
-            }
-        }
-        // Watch for the outcome of the last slot's refresh until it shows up and ends.
-        if let Some(previous) = desired.schedule.previous_slot(
-            zone,
-            now.checked_add(SignedDuration::from_secs(1)).unwrap_or(now),
-        ) {
-            let seen = latest.is_some_and(|r| {
-                r.start_time.is_some_and(|t| {
-                    t >= previous.checked_sub(SLOT_EARLY_START).unwrap_or(previous)
-                })
-            });
-            let watch_end = previous.checked_add(SLOT_WATCH).unwrap_or(previous);
-            if !seen && now < watch_end {
-                wake.after(poll_interval(timing, now.duration_since(previous)));
-            }
-        }
-    }
-
-    let running = latest.is_some_and(|r| {
-        r.state == RefreshState::Running
-            && r.start_time
-                .is_none_or(|started| now.duration_since(started) < MAX_REFRESH_RUN)
-    });
-    let pending_failure = latest
-        .filter(|r| r.state == RefreshState::Failed)
-        .filter(|r| memory.handled_failure.as_deref() != Some(r.request_id.as_str()))
-        .map(|r| r.request_id.clone());
-
-    let mut holdback = None;
-    let mut handled_request = None;
-    let mut trigger = None;
-    if running {
-        if let Some(started) = latest.and_then(|r| r.start_time) {
-            wake.after(poll_interval(timing, now.duration_since(started)));
-        } else {
-            wake.after(timing.poll_interval);
-        }
-        if desired.refresh_requested.is_some() || pending_failure.is_some() {
-            holdback = Some(Holdback::RefreshRunning);
-        }
-    } else if let Some(value) = &desired.refresh_requested {
-        // A request is handled once: by a refresh, or by saying why there is none.
-        handled_request = Some(value.clone());
-        if within_daily_limit {
-            trigger = Some(TriggerReason::Requested {
-                value: value.clone(),
-            });
-            // The requested refresh also answers a pending failure.
-            if let Some(id) = &pending_failure {
-                memory.handled_failure = Some(id.clone());
-            }
-        } else {
-            holdback = Some(Holdback::DailyLimitReached);
-            wake.at(tomorrow);
-        }
-    } else if let Some(request_id) = pending_failure {
-        let backoff_end = memory
-            .last_attempt
-            .filter(|_| memory.attempts > 0)
-            .map(|last| {
-                last.checked_add(backoff(desired, memory.attempts))
-                    .unwrap_or(last)
-            });
-        if desired.max_attempts_per_day == 0 {
-            holdback = Some(Holdback::RecoveryOff);
-        } else if memory.attempts >= desired.max_attempts_per_day {
-            holdback = Some(Holdback::AttemptsExhausted);
-            wake.at(tomorrow);
-        } else if !within_daily_limit {
-            holdback = Some(Holdback::DailyLimitReached);
-            wake.at(tomorrow);
-        } else if let Some(slot) = awaited_slot {
-            holdback = Some(Holdback::ScheduledRefreshDue(slot));
-            wake.at(slot.checked_add(SLOT_LATE_START).unwrap_or(slot));
-        } else if let Some(end) = backoff_end.filter(|end| *end > now) {
-            holdback = Some(Holdback::Backoff(end));
-            wake.at(end);
-        } else {
-            trigger = Some(TriggerReason::RecoverFailure {
-                request_id: request_id.clone(),
-            });
-            memory.handled_failure = Some(request_id);
-            memory.attempts += 1;
-            memory.last_attempt = Some(now);
-        }
-    }
-
-    if let Some(reason) = trigger {
+    if let Some(reason) = recovery.trigger.clone() {
         actions.push(Action::ApplyCredentials(ApplyReason::BeforeRefresh));
         actions.push(Action::TriggerRefresh(reason));
         memory.credentials_applied = Some(now);
-        wake.after(timing.poll_interval);
-    } else if let Some(slot) = apply_before_slot {
+    } else if let Some(slot) = credentials_due_before(&slots, &memory) {
         actions.push(Action::ApplyCredentials(ApplyReason::BeforeSlot(slot)));
         memory.credentials_applied = Some(now);
     }
 
+    let requeue_after = next_wakeup(&slots, running, &recovery, timing, now, tomorrow);
     Plan {
         actions,
-        holdback,
+        holdback: recovery.holdback,
         memory,
-        handled_request,
+        handled_request: recovery.handled_request,
         refreshes_today,
-        next_slot,
-        requeue_after: wake.earliest(),
+        next_slot: slots.next,
+        requeue_after,
     }
+}
+
+/// The memory as it stands today: a success ends the recovery episode, and a new local day
+/// starts a fresh count.
+fn memory_for_today(memory: &Memory, latest: Option<&Refresh>, today: Timestamp) -> Memory {
+    let mut memory = memory.clone();
+    if latest.is_some_and(|r| r.state == RefreshState::Completed) {
+        memory.attempts = 0;
+    }
+    if memory.last_attempt.is_some_and(|t| t < today) {
+        memory.attempts = 0;
+    }
+    memory
+}
+
+/// The schedule's slots as seen at one moment, computed once per plan.
+#[derive(Debug, Default)]
+struct Slots {
+    /// The next slot, when the schedule is on.
+    next: Option<Timestamp>,
+    /// The earliest slot Power BI may still start (up to [`SLOT_LATE_START`] after its time),
+    /// with the start of its credential window.
+    upcoming: Option<(Timestamp, Timestamp)>,
+    /// Whether the upcoming slot's credential window is open.
+    window_open: bool,
+    /// The credential window of the slot after the upcoming one.
+    following_window: Option<Timestamp>,
+    /// The upcoming slot, when its window is open and its refresh has not started yet.
+    awaited: Option<Timestamp>,
+    /// The last slot, while its refresh has not shown up and the operator still watches for it.
+    unseen_previous: Option<Timestamp>,
+    /// Slots still ahead today, plus an overdue one that still gets its refresh.
+    left_today: u32,
+}
+
+impl Slots {
+    fn at(
+        desired: &Desired,
+        latest: Option<&Refresh>,
+        now: Timestamp,
+        today: Timestamp,
+        tomorrow: Timestamp,
+    ) -> Slots {
+        let schedule = &desired.schedule;
+        if !schedule.enabled {
+            return Slots::default();
+        }
+        let zone = &desired.zone;
+        let upcoming = schedule.next_slot(zone, earlier(now, SLOT_LATE_START));
+        let window = upcoming.map(|slot| earlier(slot, desired.credential_lead_time));
+        let window_open = window.is_some_and(|w| now >= w);
+        let awaited = upcoming
+            .filter(|_| window_open)
+            .filter(|slot| !started_since(latest, *slot));
+        let following_window = upcoming
+            .and_then(|slot| schedule.next_slot(zone, later(slot, SignedDuration::from_secs(1))))
+            .map(|next| earlier(next, desired.credential_lead_time));
+        let unseen_previous = schedule
+            .previous_slot(zone, later(now, SignedDuration::from_secs(1)))
+            .filter(|previous| !started_since(latest, *previous))
+            .filter(|previous| now < later(*previous, SLOT_WATCH));
+        let ahead = schedule.slots_between(zone, now, tomorrow).len() as u32;
+        let overdue = awaited.is_some_and(|slot| slot <= now && slot >= today);
+        Slots {
+            next: schedule.next_slot(zone, now),
+            upcoming: upcoming.zip(window),
+            window_open,
+            following_window,
+            awaited,
+            unseen_previous,
+            left_today: ahead + u32::from(overdue),
+        }
+    }
+}
+
+/// Whether the latest refresh started at or after `slot` (Power BI may start it a little early).
+fn started_since(latest: Option<&Refresh>, slot: Timestamp) -> bool {
+    latest.is_some_and(|r| {
+        r.start_time
+            .is_some_and(|t| t >= earlier(slot, SLOT_EARLY_START))
+    })
+}
+
+/// When the latest refresh started, if it is running (and not stuck).
+fn running_since(latest: Option<&Refresh>, now: Timestamp) -> Option<Option<Timestamp>> {
+    latest
+        .filter(|r| r.state == RefreshState::Running)
+        .filter(|r| {
+            r.start_time
+                .is_none_or(|started| now.duration_since(started) < MAX_REFRESH_RUN)
+        })
+        .map(|r| r.start_time)
+}
+
+/// What the plan does about a requested refresh and a failed one.
+#[derive(Debug, Default)]
+struct Recovery {
+    trigger: Option<TriggerReason>,
+    holdback: Option<Holdback>,
+    handled_request: Option<String>,
+}
+
+/// A requested refresh comes first (and also answers a pending failure); a failed refresh is
+/// recovered within the attempts, the daily limit, the scheduled slot and the backoff; nothing
+/// starts while a refresh runs.
+fn decide_recovery(
+    desired: &Desired,
+    latest: Option<&Refresh>,
+    memory: &mut Memory,
+    slots: &Slots,
+    running: bool,
+    within_daily_limit: bool,
+    now: Timestamp,
+) -> Recovery {
+    let pending_failure = latest
+        .filter(|r| r.state == RefreshState::Failed)
+        .filter(|r| memory.handled_failure.as_deref() != Some(r.request_id.as_str()))
+        .map(|r| r.request_id.clone());
+    if running {
+        let waiting = desired.refresh_requested.is_some() || pending_failure.is_some();
+        return Recovery {
+            holdback: waiting.then_some(Holdback::RefreshRunning),
+            ..Recovery::default()
+        };
+    }
+    if let Some(value) = &desired.refresh_requested {
+        // A request is handled once: by a refresh, or by saying why there is none.
+        let handled_request = Some(value.clone());
+        if !within_daily_limit {
+            return Recovery {
+                holdback: Some(Holdback::DailyLimitReached),
+                handled_request,
+                ..Recovery::default()
+            };
+        }
+        if let Some(id) = pending_failure {
+            memory.handled_failure = Some(id);
+        }
+        return Recovery {
+            trigger: Some(TriggerReason::Requested {
+                value: value.clone(),
+            }),
+            handled_request,
+            ..Recovery::default()
+        };
+    }
+    let Some(request_id) = pending_failure else {
+        return Recovery::default();
+    };
+    let backoff_end = memory
+        .last_attempt
+        .filter(|_| memory.attempts > 0)
+        .map(|last| later(last, backoff(desired, memory.attempts)));
+    let holdback = if desired.max_attempts_per_day == 0 {
+        Some(Holdback::RecoveryOff)
+    } else if memory.attempts >= desired.max_attempts_per_day {
+        Some(Holdback::AttemptsExhausted)
+    } else if !within_daily_limit {
+        Some(Holdback::DailyLimitReached)
+    } else if let Some(slot) = slots.awaited {
+        Some(Holdback::ScheduledRefreshDue(slot))
+    } else {
+        backoff_end.filter(|end| *end > now).map(Holdback::Backoff)
+    };
+    if holdback.is_some() {
+        return Recovery {
+            holdback,
+            ..Recovery::default()
+        };
+    }
+    memory.handled_failure = Some(request_id.clone());
+    memory.attempts += 1;
+    memory.last_attempt = Some(now);
+    Recovery {
+        trigger: Some(TriggerReason::RecoverFailure { request_id }),
+        ..Recovery::default()
+    }
+}
+
+/// The upcoming slot, when its credential window is open and no credentials were applied in it.
+fn credentials_due_before(slots: &Slots, memory: &Memory) -> Option<Timestamp> {
+    let (slot, window) = slots.upcoming.filter(|_| slots.window_open)?;
+    memory
+        .credentials_applied
+        .is_none_or(|t| t < window)
+        .then_some(slot)
+}
+
+/// When to look again: the earliest of the next credential window, the slot (to watch for its
+/// refresh), the next poll of a running or just started refresh, and the end of a holdback;
+/// at the latest the resync.
+fn next_wakeup(
+    slots: &Slots,
+    running: Option<Option<Timestamp>>,
+    recovery: &Recovery,
+    timing: Timing,
+    now: Timestamp,
+    tomorrow: Timestamp,
+) -> Duration {
+    let mut wake = Wakeups::new(now, timing.resync_interval);
+    if let Some((slot, window)) = slots.upcoming {
+        if slots.window_open {
+            if slot > now {
+                wake.at(slot);
+            }
+            if let Some(following) = slots.following_window {
+                wake.at(following);
+            }
+        } else {
+            wake.at(window);
+        }
+    }
+    if let Some(previous) = slots.unseen_previous {
+        wake.after(poll_interval(timing, now.duration_since(previous)));
+    }
+    match running {
+        Some(Some(started)) => wake.after(poll_interval(timing, now.duration_since(started))),
+        Some(None) => wake.after(timing.poll_interval),
+        None => {}
+    }
+    match recovery.holdback {
+        Some(Holdback::AttemptsExhausted | Holdback::DailyLimitReached) => wake.at(tomorrow),
+        Some(Holdback::ScheduledRefreshDue(slot)) => wake.at(later(slot, SLOT_LATE_START)),
+        Some(Holdback::Backoff(end)) => wake.at(end),
+        Some(Holdback::RefreshRunning | Holdback::RecoveryOff) | None => {}
+    }
+    if recovery.trigger.is_some() {
+        wake.after(timing.poll_interval);
+    }
+    wake.earliest()
+}
+
+fn earlier(at: Timestamp, by: SignedDuration) -> Timestamp {
+    at.checked_sub(by).unwrap_or(at)
+}
+
+fn later(at: Timestamp, by: SignedDuration) -> Timestamp {
+    at.checked_add(by).unwrap_or(at)
 }
 
 /// The change that makes `actual` the `desired` schedule, if any.

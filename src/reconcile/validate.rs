@@ -6,23 +6,12 @@ use std::time::Duration;
 
 use jiff::SignedDuration;
 
-use super::plan::Desired;
+use super::model::Desired;
 use crate::api::{
-    Capacity, DatasetSelector, PowerBiCloud, PowerBiCredentialsSecretRef, XeroCredentialsSecretRef,
-    XeroDataset, duration,
+    DatasetSelector, PowerBiCloud, PowerBiCredentialsSecretRef, RECONCILE_REQUESTED_AT,
+    REFRESH_REQUESTED_AT, XeroCredentialsSecretRef, XeroDataset, duration,
 };
 use crate::schedule::{RefreshSchedule, time_zone};
-
-/// Annotation whose new values each ask for one refresh now.
-pub const REFRESH_REQUESTED_AT: &str = "xero-operator.dev/refresh-requested-at";
-/// Annotation whose new values each ask for a reconcile now.
-pub const RECONCILE_REQUESTED_AT: &str = "xero-operator.dev/reconcile-requested-at";
-
-/// The most refreshes a day the operator lets Premium datasets use: Power BI sets no fixed
-/// limit there, so the operator keeps to the schedule's own maximum of 48 slots.
-const PREMIUM_DAILY_REFRESHES: u32 = 48;
-/// Shared capacity: 8 refreshes a day, scheduled and API ones together.
-const SHARED_DAILY_REFRESHES: u32 = 8;
 
 /// How to name the dataset in Power BI.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,10 +108,7 @@ pub fn validate(
             schedule,
             zone,
             credential_lead_time: SignedDuration::try_from(lead).unwrap_or(SignedDuration::ZERO),
-            daily_refresh_limit: match spec.capacity {
-                Capacity::Shared => SHARED_DAILY_REFRESHES,
-                Capacity::Premium => PREMIUM_DAILY_REFRESHES,
-            },
+            daily_refresh_limit: spec.capacity.daily_refresh_limit(),
             max_attempts_per_day: u32::try_from(spec.recovery.max_attempts_per_day).unwrap_or(0),
             backoff_initial,
             backoff_max,

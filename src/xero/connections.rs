@@ -7,7 +7,7 @@ use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
 use crate::endpoints::join;
-use crate::error::{ClientError, ErrorCategory};
+use crate::error::{ClientError, ErrorCategory, Service};
 use crate::http::{
     Answer, Call, RetryPolicy, from_service_json, send_with_retry, service_time, status_error,
     truncate,
@@ -15,7 +15,7 @@ use crate::http::{
 use crate::secret::SecretString;
 
 const CALL: Call = Call {
-    service: "Xero",
+    service: Service::Xero,
     operation: "GetConnections",
     idempotent: true,
 };
@@ -67,6 +67,7 @@ pub fn find_organisation<'a>(
                 format!("connected: {}", truncate(&names.join(", "), 300))
             };
             Err(ClientError::new(
+                Service::Xero,
                 ErrorCategory::OrganisationNotFound,
                 format!("no Xero connection is named {wanted:?} ({known})"),
             ))
@@ -77,6 +78,7 @@ pub fn find_organisation<'a>(
                 .map(|connection| connection.tenant_id.as_str())
                 .collect();
             Err(ClientError::new(
+                Service::Xero,
                 ErrorCategory::OrganisationAmbiguous,
                 format!(
                     "{} Xero connections are named {wanted:?} (tenant ids {})",
@@ -127,6 +129,7 @@ impl XeroConnections {
         }
         from_service_json(&answer.body).map_err(|error| {
             ClientError::new(
+                Service::Xero,
                 ErrorCategory::MalformedResponse,
                 format!(
                     "Xero GetConnections answered with a body that does not parse: {}",

@@ -8,7 +8,7 @@ use oauth2::{AuthType, ClientId, ClientSecret, RefreshToken, TokenResponse, Toke
 use reqwest::Url;
 
 use crate::endpoints::join;
-use crate::error::{ClientError, ErrorCategory};
+use crate::error::{ClientError, ErrorCategory, Service};
 use crate::http::{Call, OAuthHttp, RetryPolicy, token_error};
 use crate::secret::SecretString;
 
@@ -16,7 +16,7 @@ use crate::secret::SecretString;
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(1800);
 
 const CALL: Call = Call {
-    service: "Xero identity",
+    service: Service::XeroIdentity,
     operation: "RefreshToken",
     // Presenting the same refresh token twice is safe: the old token keeps working for
     // 30 minutes, which is what makes a lost answer recoverable.
@@ -82,6 +82,7 @@ impl XeroTokenEndpoint {
             .map_err(|error| with_hint(token_error(CALL, error, category_of)))?;
         let Some(new_refresh_token) = response.refresh_token() else {
             return Err(ClientError::new(
+                Service::XeroIdentity,
                 ErrorCategory::MalformedResponse,
                 "Xero answered the refresh without a new refresh token; does the app request \
                  the offline_access scope?",

@@ -27,10 +27,10 @@ use reqwest::Url;
 use tokio::time::Instant;
 
 use super::exchange::{XeroTokenEndpoint, XeroTokens};
-use crate::error::{ClientError, ErrorCategory};
+use crate::error::{ClientError, ErrorCategory, Service};
 use crate::http::RetryPolicy;
-use crate::kube::{SecretAccess, SecretStore, SecretValues, SecretWrite};
 use crate::secret::SecretString;
+use crate::secret_store::{SecretAccess, SecretStore, SecretValues, SecretWrite};
 
 /// The annotation on the Secret holding the time of the last rotation (RFC 3339).
 pub const ROTATED_AT_ANNOTATION: &str = "xero-operator.dev/refresh-token-rotated-at";
@@ -292,6 +292,7 @@ impl<S: SecretAccess> XeroTokenRotation<S> {
             }
         }
         Err(ClientError::new(
+            Service::Kubernetes,
             ErrorCategory::Conflict,
             format!("Secret {secret} kept changing while the Xero refresh token was rotated"),
         ))

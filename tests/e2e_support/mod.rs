@@ -24,7 +24,7 @@ pub const DATASET: &str = "cfafbeb1-8037-4d0c-896e-a46fb27ff229";
 pub const XERO_CLIENT: &str = "0A1B2C3D4E5F60718293A4B5C6D7E8F9";
 pub const INITIAL_REFRESH_TOKEN: &str = "initial-refresh-token";
 
-/// A tenant in trouble, as DESIGN.md section 1 tells it: the dataset's last scheduled refresh
+/// A tenant in trouble: the dataset's last scheduled refresh
 /// failed because its Xero credentials expired, and Power BI switched the schedule off.
 pub fn broken_tenant_seed() -> String {
     format!(
@@ -439,6 +439,15 @@ impl Scenario {
 
     /// Event reasons on the XeroDataset `name`, oldest first.
     pub async fn event_reasons(&self, name: &str) -> Vec<String> {
+        self.events(name)
+            .await
+            .into_iter()
+            .filter_map(|e| e.reason)
+            .collect()
+    }
+
+    /// The events on the XeroDataset `name` as the API server holds them, oldest first.
+    pub async fn events(&self, name: &str) -> Vec<Event> {
         let events = Api::<Event>::namespaced(self.env.client.clone(), &self.env.namespace)
             .list(&ListParams::default())
             .await
@@ -449,8 +458,15 @@ impl Scenario {
             .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
             .collect();
         ours.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
-        ours.into_iter().filter_map(|e| e.reason).collect()
+        ours
     }
+}
+
+/// Whether `word` occurs in `text` as a whole word (bounded by characters that are neither
+/// letters nor digits), so that `403` is found in `status=403` but not in `57.885403Z`.
+pub fn has_word(text: &str, word: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|token| token == word)
 }
 
 pub fn tail(text: &str, lines: usize) -> String {

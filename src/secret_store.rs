@@ -1,5 +1,5 @@
-//! Reading and writing the credential Secrets the XeroDatasets reference, with optimistic
-//! concurrency on writes.
+//! The credential Secrets the XeroDatasets reference: reading them, and writing rotated
+//! refresh tokens with optimistic concurrency.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -9,12 +9,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Map, Value, json};
 
-use crate::error::{ClientError, ErrorCategory};
+use crate::api::FIELD_MANAGER;
+use crate::error::{ClientError, ErrorCategory, Service};
 use crate::http::truncate;
 use crate::secret::SecretString;
-
-/// The field manager of the operator's writes to Secrets.
-pub const FIELD_MANAGER: &str = "xero-operator";
 
 /// The values of a Secret, with the resourceVersion they were read at.
 #[derive(Debug, Clone)]
@@ -64,6 +62,7 @@ impl SecretValues {
     pub fn value(&self, key: &str) -> Result<&SecretString, ClientError> {
         let missing = |what: &str| {
             ClientError::new(
+                Service::Kubernetes,
                 ErrorCategory::SecretKeyMissing,
                 format!("Secret {}/{} {what} key {key:?}", self.namespace, self.name),
             )
@@ -174,6 +173,7 @@ impl SecretAccess for SecretStore {
             .collect::<Result<Map<String, Value>, _>>()
             .map_err(|_| {
                 ClientError::new(
+                    Service::Kubernetes,
                     ErrorCategory::SecretAccessFailed,
                     format!("cannot encode the values to write to Secret {namespace}/{name}"),
                 )
@@ -203,6 +203,7 @@ impl SecretAccess for SecretStore {
 
 fn not_found(namespace: &str, name: &str) -> ClientError {
     ClientError::new(
+        Service::Kubernetes,
         ErrorCategory::SecretNotFound,
         format!("Secret {namespace}/{name} not found"),
     )
@@ -214,11 +215,13 @@ fn kube_error(action: &str, namespace: &str, name: &str, error: &kube::Error) ->
     match error {
         kube::Error::Api(status) if status.is_not_found() => not_found(namespace, name),
         kube::Error::Api(status) if status.code == 409 => ClientError::new(
+            Service::Kubernetes,
             ErrorCategory::Conflict,
             format!("Secret {namespace}/{name} changed since it was read"),
         )
         .with_http_status(409),
         kube::Error::Api(status) => ClientError::new(
+            Service::Kubernetes,
             ErrorCategory::SecretAccessFailed,
             format!(
                 "cannot {action} Secret {namespace}/{name}: {} {}: {}",
@@ -229,6 +232,7 @@ fn kube_error(action: &str, namespace: &str, name: &str, error: &kube::Error) ->
         )
         .with_http_status(status.code),
         other => ClientError::new(
+            Service::Kubernetes,
             ErrorCategory::SecretAccessFailed,
             format!(
                 "cannot {action} Secret {namespace}/{name}: {}",

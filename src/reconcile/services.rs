@@ -1,0 +1,244 @@
+//! What the pipeline calls, wired once and shared by every reconcile: the clients of each
+//! Power BI cloud, Xero and the Secrets, and the values remembered between reconciles because
+//! they rarely change and would cost a call each time. [`Session`] is what one reconcile works
+//! with.
+
+use std::collections::HashMap;
+
+use clap::ValueEnum as _;
+
+use super::failure::StepError;
+use super::validate::ValidatedSpec;
+use crate::api::PowerBiCloud;
+use crate::endpoints::{Cloud, Endpoints};
+use crate::error::ClientError;
+use crate::http::{HttpSettings, RetryPolicy, http_client};
+use crate::powerbi::{
+    ClientSecretCredential, EntraCredential, EntraTokenProvider, PowerBiClient, WorkloadIdentity,
+};
+use crate::secret::SecretString;
+use crate::secret_store::{SecretAccess as _, SecretStore};
+use crate::xero::{XeroConnections, XeroTokenRotation};
+
+/// The clients one Power BI cloud needs.
+pub struct CloudClients {
+    pub powerbi: PowerBiClient,
+    pub entra: EntraTokenProvider,
+}
+
+/// Every external service the pipeline talks to, shared by all reconciles (tokens are cached
+/// and exchanges single-flight inside).
+pub struct Services {
+    clouds: HashMap<Cloud, CloudClients>,
+    pub secrets: SecretStore,
+    pub xero: XeroTokenRotation,
+    pub connections: XeroConnections,
+    /// The Xero datasource (gateway id, datasource id) of each dataset.
+    pub(super) datasources: Memo<(String, String, Option<String>), (String, String)>,
+    /// Power BI service principal Secrets by (namespace, name), read once for all the datasets
+    /// that share one; forgotten when the Secret changes.
+    pub(super) powerbi_secrets: Memo<(String, String), crate::secret_store::SecretValues>,
+}
+
+/// Values remembered for a while: what rarely changes and would cost a call each time.
+pub(super) struct Memo<K, V> {
+    ttl: std::time::Duration,
+    entries: std::sync::Mutex<MemoEntries<K, V>>,
+}
+
+struct MemoEntries<K, V> {
+    values: HashMap<K, (std::time::Instant, V)>,
+    /// Expired entries are swept when the map reaches this size (then twice the live size), so
+    /// that a put costs O(1) on average even with thousands of datasets.
+    sweep_at: usize,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> Memo<K, V> {
+    pub(super) fn new(ttl: std::time::Duration) -> Self {
+        Memo {
+            ttl,
+            entries: std::sync::Mutex::new(MemoEntries {
+                values: HashMap::new(),
+                sweep_at: 64,
+            }),
+        }
+    }
+
+    pub(super) fn get(&self, key: &K) -> Option<V> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .values
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, value)| value.clone())
+    }
+
+    pub(super) fn put(&self, key: K, value: V) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.values.len() >= entries.sweep_at {
+                entries.values.retain(|_, (at, _)| at.elapsed() < self.ttl);
+                entries.sweep_at = (entries.values.len() * 2).max(64);
+            }
+            entries
+                .values
+                .insert(key, (std::time::Instant::now(), value));
+        }
+    }
+
+    pub(super) fn forget(&self, key: &K) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.values.remove(key);
+        }
+    }
+}
+
+impl Services {
+    /// Clients for every cloud, with the URL overrides of `endpoints` applied to all of them.
+    pub fn new(client: kube::Client, endpoints: &Endpoints) -> Result<Self, ClientError> {
+        let http = http_client(&HttpSettings::default())?;
+        let retry = RetryPolicy::default();
+        let mut clouds = HashMap::new();
+        for &cloud in Cloud::value_variants() {
+            let urls = Endpoints {
+                cloud,
+                ..endpoints.clone()
+            }
+            .resolve()?;
+            clouds.insert(
+                cloud,
+                CloudClients {
+                    powerbi: PowerBiClient::new(http.clone(), &urls.powerbi_api, retry.clone())?,
+                    entra: EntraTokenProvider::new(
+                        http.clone(),
+                        urls.authority_host.clone(),
+                        urls.powerbi_scope.clone(),
+                        retry.clone(),
+                    ),
+                },
+            );
+        }
+        let urls = endpoints.resolve()?;
+        let secrets = SecretStore::new(client);
+        Ok(Services {
+            clouds,
+            xero: XeroTokenRotation::new(
+                http.clone(),
+                &urls.xero_identity,
+                retry.clone(),
+                secrets.clone(),
+            )?,
+            connections: XeroConnections::new(http, &urls.xero_api, retry)?,
+            secrets,
+            datasources: Memo::new(std::time::Duration::from_secs(6 * 3600)),
+            powerbi_secrets: Memo::new(std::time::Duration::from_secs(300)),
+        })
+    }
+
+    /// Counts every Xero token exchange by outcome in `metrics`.
+    pub fn count_exchanges_in(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        self.xero = self
+            .xero
+            .with_exchange_observer(std::sync::Arc::new(move |outcome| {
+                metrics.token_exchange(outcome)
+            }));
+        self
+    }
+
+    /// Forgets what was read from the Secret `namespace/name` (it changed).
+    pub fn forget_secret(&self, namespace: &str, name: &str) {
+        self.powerbi_secrets
+            .forget(&(namespace.to_owned(), name.to_owned()));
+    }
+
+    pub(super) fn cloud(&self, cloud: PowerBiCloud) -> Result<&CloudClients, ClientError> {
+        self.clouds
+            .get(&Cloud::from(cloud))
+            .ok_or_else(|| ClientError::invalid_endpoint("no clients for the dataset's cloud"))
+    }
+}
+
+/// What one reconcile works with.
+pub(super) struct Session<'a> {
+    pub services: &'a Services,
+    pub cloud: &'a CloudClients,
+    pub namespace: &'a str,
+    pub spec: &'a ValidatedSpec,
+}
+
+impl Session<'_> {
+    /// A Power BI access token for the dataset's identity.
+    pub async fn powerbi_token(&self) -> Result<SecretString, StepError> {
+        let credential = self.entra_credential().await?;
+        self.cloud
+            .entra
+            .token(&credential)
+            .await
+            .map_err(StepError::Call)
+    }
+
+    async fn entra_credential(&self) -> Result<EntraCredential, StepError> {
+        let Some(secret_ref) = &self.spec.powerbi_secret else {
+            return WorkloadIdentity::from_env()
+                .map(EntraCredential::WorkloadIdentity)
+                .map_err(StepError::Call);
+        };
+        let kube = StepError::Call;
+        let key = (self.namespace.to_owned(), secret_ref.name.clone());
+        let secret = match self.services.powerbi_secrets.get(&key) {
+            Some(secret) => secret,
+            None => {
+                let secret = self
+                    .services
+                    .secrets
+                    .read(self.namespace, &secret_ref.name)
+                    .await
+                    .map_err(kube)?;
+                self.services.powerbi_secrets.put(key, secret.clone());
+                secret
+            }
+        };
+        Ok(EntraCredential::ClientSecret(ClientSecretCredential {
+            tenant_id: secret
+                .value(&secret_ref.tenant_id_key)
+                .map_err(kube)?
+                .expose()
+                .to_owned(),
+            client_id: secret
+                .value(&secret_ref.client_id_key)
+                .map_err(kube)?
+                .expose()
+                .to_owned(),
+            client_secret: secret
+                .value(&secret_ref.client_secret_key)
+                .map_err(kube)?
+                .clone(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Memo;
+    use std::time::Duration;
+
+    #[test]
+    fn a_memo_keeps_values_until_they_expire_or_are_forgotten() {
+        let memo = Memo::new(Duration::from_secs(60));
+        memo.put("a", 1);
+        assert_eq!(memo.get(&"a"), Some(1));
+        memo.forget(&"a");
+        assert_eq!(memo.get(&"a"), None);
+
+        let expired = Memo::new(Duration::ZERO);
+        for i in 0..1000 {
+            expired.put(i, i);
+        }
+        assert_eq!(
+            expired.get(&999),
+            None,
+            "an expired value is not handed out"
+        );
+        let size = expired.entries.lock().expect("lock").values.len();
+        assert!(size < 200, "expired entries are swept: {size} kept");
+    }
+}
