@@ -315,11 +315,6 @@ pub async fn run_controller(
         ),
     };
     let (reader, writer) = reflector::store();
-    let metrics = ctx.metrics.clone();
-    let deleted_ctx = ctx.clone();
-    // This watch counts towards readiness once, not again after a re-list.
-    let watched = namespace.clone();
-    let mut synced = false;
     // Spec and annotation changes only: the operator's own status writes do not come back as work.
     // A label selector splits the XeroDatasets of a cluster between operator Deployments
     // (shards); each sees and reconciles only its own.
@@ -333,24 +328,7 @@ pub async fn run_controller(
         // never read, so they are not kept.
         .modify(|xds| xds.managed_fields_mut().clear())
         .reflect(writer)
-        .inspect(move |event| match event {
-            Ok(watcher::Event::Delete(xds)) => {
-                metrics.forget_dataset(&xds.namespace().unwrap_or_default(), &xds.name_any());
-                deleted_ctx.forget_dataset(xds);
-            }
-            // Ready once every watch's initial list is in its store. Not `Store::wait_until_ready` in a
-            // task of our own: the controller waits on the same store, and kube-runtime's
-            // DelayedInit wakes only the last waiter registered, so a second waiter may never
-            // wake (the operator then stayed unready with an empty namespace).
-            Ok(watcher::Event::InitDone) if !synced => {
-                synced = true;
-                tracing::info!(namespace = ?watched, "initial list of XeroDatasets synced");
-                if readiness.watch_synced() {
-                    tracing::info!("every watched namespace synced: ready");
-                }
-            }
-            _ => {}
-        })
+        .inspect(watch_bookkeeping(ctx.clone(), namespace, readiness))
         .applied_objects()
         .predicate_filter(
             predicates::generation.combine(predicates::annotations),
@@ -380,6 +358,36 @@ pub async fn run_controller(
             }
         })
         .await;
+}
+
+/// What the XeroDataset watch of `namespace` reports besides objects: deletions make the operator
+/// forget what it kept about an object, and the first complete list counts towards readiness
+/// (once, not again after a re-list).
+fn watch_bookkeeping(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    readiness: Arc<Readiness>,
+) -> impl FnMut(&Result<watcher::Event<XeroDataset>, watcher::Error>) {
+    let mut synced = false;
+    move |event| match event {
+        Ok(watcher::Event::Delete(xds)) => {
+            ctx.metrics
+                .forget_dataset(&xds.namespace().unwrap_or_default(), &xds.name_any());
+            ctx.forget_dataset(xds);
+        }
+        // Not `Store::wait_until_ready` in a task of our own: the controller waits on the same
+        // store, and kube-runtime's DelayedInit wakes only the last waiter registered, so a
+        // second waiter may never wake (the operator then stayed unready with an empty
+        // namespace).
+        Ok(watcher::Event::InitDone) if !synced => {
+            synced = true;
+            tracing::info!(namespace = ?namespace, "initial list of XeroDatasets synced");
+            if readiness.watch_synced() {
+                tracing::info!("every watched namespace synced: ready");
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The XeroDatasets in the Secret's namespace that reference it and wait for it to change: a

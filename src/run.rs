@@ -120,38 +120,11 @@ pub enum RunError {
 /// Runs the operator until SIGTERM or SIGINT.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let client = Client::try_default().await.map_err(RunError::Connect)?;
-    // Listing needs only the operator's own RBAC (no access to CRDs themselves), in the first
-    // watched namespace when the operator is limited to some.
-    let probe = match args.watch_namespaces.first() {
-        Some(namespace) => Api::<XeroDataset>::namespaced(client.clone(), namespace),
-        None => Api::<XeroDataset>::all(client.clone()),
-    };
-    probe
-        .list(&ListParams::default().limit(1))
-        .await
-        .map_err(RunError::CrdMissing)?;
+    check_crd(&client, &args).await?;
     let metrics = Arc::new(Metrics::new());
-    let services = Services::new(client.clone(), &args.endpoints)
-        .map_err(RunError::Endpoints)?
-        .count_exchanges_in(metrics.clone());
     // One XeroDataset watch per watched namespace, or one for the whole cluster.
     let readiness = Arc::new(Readiness::after_watches(args.watch_namespaces.len().max(1)));
-    let timing = Timing {
-        resync_interval: args.resync_interval,
-        poll_interval: args.refresh_poll_interval,
-        default_credential_lead_time: args.default_credential_lead_time,
-    };
-    let clock = Clock::scaled(
-        args.clock_start.unwrap_or_else(jiff::Timestamp::now),
-        args.time_scale,
-    );
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        services,
-        metrics.clone(),
-        timing,
-        clock,
-    ));
+    let ctx = Arc::new(context(client.clone(), &args, metrics.clone())?);
 
     let (stop_tx, stop) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
@@ -172,23 +145,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     // The election stops (and releases the lease) only after the controllers have finished
     // their in-flight reconciles, so that a standby never works beside a leader shutting down.
     let (end_election, election_stop) = watch::channel(false);
-    let election = args.leader_election.then(|| {
-        let identity = args
-            .pod_name
-            .clone()
-            .unwrap_or_else(|| format!("xero-operator-{}", std::process::id()));
-        let settings = LeaseSettings::new(
-            &args.leader_election_namespace,
-            &args.leader_election_lease,
-            &identity,
-        );
-        tokio::spawn(run_election(
-            client.clone(),
-            settings,
-            leading_tx,
-            election_stop,
-        ))
-    });
+    let election = args
+        .leader_election
+        .then(|| start_election(&client, &args, leading_tx, election_stop));
     if args.leader_election {
         // A standby replica is healthy and ready; only the leader reconciles.
         readiness.set_ready();
@@ -199,44 +158,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             _ = stop_wait.wait_for(|s| *s) => {}
         }
     }
-
     if !*stop.borrow() {
-        // Stop reconciling on shutdown, or at once when leadership is lost.
-        let mut lost = leading.clone();
-        let mut stop_or_lost = stop.clone();
-        let shutdown = async move {
-            // A closed channel (no election runs) is not a loss of leadership.
-            let lost_leadership = async {
-                if lost.wait_for(|l| !*l).await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            };
-            tokio::select! {
-                _ = stop_or_lost.wait_for(|s| *s) => {}
-                _ = lost_leadership => {}
-            }
-        };
-        let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
-        let namespaces: Vec<Option<String>> = if args.watch_namespaces.is_empty() {
-            vec![None]
-        } else {
-            args.watch_namespaces
-                .iter()
-                .map(|ns| Some(ns.clone()))
-                .collect()
-        };
-        tracing::info!(namespaces = ?args.watch_namespaces, "starting the controller");
-        let controllers = namespaces.into_iter().map(|ns| {
-            run_controller(
-                ctx.clone(),
-                ns,
-                args.watch_label_selector.clone().filter(|s| !s.is_empty()),
-                args.concurrency,
-                readiness.clone(),
-                shutdown.clone(),
-            )
-        });
-        futures::future::join_all(controllers).await;
+        let shutdown = stop_or_lost_leadership(stop.clone(), leading.clone());
+        run_controllers(ctx, &args, readiness, shutdown).await;
     }
     // The controllers stop on a signal or when leadership is lost; either way, stop the rest.
     let _ = stop_tx.send(true);
@@ -254,6 +178,105 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Fails early when the CRD is not served. Listing needs only the operator's own RBAC (no
+/// access to CRDs themselves), in the first watched namespace when the operator is limited to
+/// some.
+async fn check_crd(client: &Client, args: &RunArgs) -> Result<(), RunError> {
+    let probe = match args.watch_namespaces.first() {
+        Some(namespace) => Api::<XeroDataset>::namespaced(client.clone(), namespace),
+        None => Api::<XeroDataset>::all(client.clone()),
+    };
+    probe
+        .list(&ListParams::default().limit(1))
+        .await
+        .map(|_| ())
+        .map_err(RunError::CrdMissing)
+}
+
+/// What every reconcile shares, from the flags.
+fn context(client: Client, args: &RunArgs, metrics: Arc<Metrics>) -> Result<Context, RunError> {
+    let services = Services::new(client.clone(), &args.endpoints)
+        .map_err(RunError::Endpoints)?
+        .count_exchanges_in(metrics.clone());
+    let timing = Timing {
+        resync_interval: args.resync_interval,
+        poll_interval: args.refresh_poll_interval,
+        default_credential_lead_time: args.default_credential_lead_time,
+    };
+    let clock = Clock::scaled(
+        args.clock_start.unwrap_or_else(jiff::Timestamp::now),
+        args.time_scale,
+    );
+    Ok(Context::new(client, services, metrics, timing, clock))
+}
+
+fn start_election(
+    client: &Client,
+    args: &RunArgs,
+    leading: watch::Sender<bool>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<ElectionEnd> {
+    let identity = args
+        .pod_name
+        .clone()
+        .unwrap_or_else(|| format!("xero-operator-{}", std::process::id()));
+    let settings = LeaseSettings::new(
+        &args.leader_election_namespace,
+        &args.leader_election_lease,
+        &identity,
+    );
+    tokio::spawn(run_election(client.clone(), settings, leading, stop))
+}
+
+/// Resolves on shutdown, or at once when leadership is lost.
+fn stop_or_lost_leadership(
+    mut stop: watch::Receiver<bool>,
+    mut leading: watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + Sync + Clone + 'static {
+    let shutdown = async move {
+        // A closed channel (no election runs) is not a loss of leadership.
+        let lost_leadership = async {
+            if leading.wait_for(|l| !*l).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => {}
+            _ = lost_leadership => {}
+        }
+    };
+    futures::FutureExt::shared(Box::pin(shutdown))
+}
+
+/// One controller per watched namespace (or one for the cluster), until `shutdown`.
+async fn run_controllers(
+    ctx: Arc<Context>,
+    args: &RunArgs,
+    readiness: Arc<Readiness>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + Clone + 'static,
+) {
+    let namespaces: Vec<Option<String>> = if args.watch_namespaces.is_empty() {
+        vec![None]
+    } else {
+        args.watch_namespaces
+            .iter()
+            .map(|ns| Some(ns.clone()))
+            .collect()
+    };
+    tracing::info!(namespaces = ?args.watch_namespaces, "starting the controller");
+    let controllers = namespaces.into_iter().map(|ns| {
+        run_controller(
+            ctx.clone(),
+            ns,
+            args.watch_label_selector.clone().filter(|s| !s.is_empty()),
+            args.concurrency,
+            readiness.clone(),
+            shutdown.clone(),
+        )
+    });
+    futures::future::join_all(controllers).await;
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {

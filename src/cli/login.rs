@@ -239,16 +239,12 @@ pub async fn xero_login(args: LoginArgs) -> Result<(), CliError> {
         .url();
 
     let mut out = std::io::stdout();
-    // The URL carries no secret: the state and the PKCE challenge are useless without the
-    // verifier, which never leaves this process.
-    let _ = writeln!(
-        out,
-        "Open this URL in a browser and sign in to Xero (the Xero app must list {redirect_uri} \
-         as a redirect URI):\n\n  {authorize_url}\n\nWaiting up to {} for Xero to redirect to \
-         {redirect_uri} (Ctrl-C to cancel)...",
-        super::short_duration(jiff::SignedDuration::try_from(args.timeout).unwrap_or_default())
+    prompt(
+        &mut out,
+        &redirect_uri,
+        authorize_url.as_str(),
+        args.timeout,
     );
-    let _ = out.flush();
 
     let code = callback
         .wait_for_code(state.secret().to_owned(), args.timeout)
@@ -272,17 +268,18 @@ pub async fn xero_login(args: LoginArgs) -> Result<(), CliError> {
             "Xero returned no refresh token; the offline_access scope must be granted".into(),
         ));
     };
-    let refresh_token = SecretString::new(refresh_token.secret().as_str());
-    let access_token = SecretString::new(tokens.access_token().secret().as_str());
-
     let values = [
         (CLIENT_ID_KEY, SecretString::new(app.client_id.as_str())),
         (CLIENT_SECRET_KEY, app.client_secret.clone()),
-        (REFRESH_TOKEN_KEY, refresh_token),
+        (
+            REFRESH_TOKEN_KEY,
+            SecretString::new(refresh_token.secret().as_str()),
+        ),
     ];
     let verb = write_secret(&secrets, &args.secret, existing.is_some(), &values)
         .await
         .map_err(|e| CliError::kubernetes(format!("write Secret {where_}"), e))?;
+    let access_token = SecretString::new(tokens.access_token().secret().as_str());
     let _ = writeln!(
         out,
         "Signed in to Xero. {verb} Secret {where_} with {CLIENT_ID_KEY}, {CLIENT_SECRET_KEY} and \
@@ -290,28 +287,55 @@ pub async fn xero_login(args: LoginArgs) -> Result<(), CliError> {
     );
 
     // The organisations help to fill in spec.xero.organisation; not knowing them is no failure.
-    match XeroConnections::new(http, &urls.connections_api, retry) {
-        Ok(connections) => match connections.list(&access_token).await {
-            Ok(list) => {
-                let names: Vec<String> = list
-                    .iter()
-                    .map(|c| c.tenant_name.clone().unwrap_or_else(|| c.tenant_id.clone()))
-                    .collect();
-                let _ = writeln!(
-                    out,
-                    "Organisations connected (spec.xero.organisation): {}",
-                    if names.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        names.join(", ")
-                    }
-                );
-            }
-            Err(error) => eprintln!("warning: cannot list the connected organisations: {error}"),
-        },
+    match organisations(http, &urls, retry, &access_token).await {
+        Ok(names) => {
+            let _ = writeln!(
+                out,
+                "Organisations connected (spec.xero.organisation): {}",
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            );
+        }
         Err(error) => eprintln!("warning: cannot list the connected organisations: {error}"),
     }
     Ok(())
+}
+
+/// Asks the person to sign in. The URL carries no secret: the state and the PKCE challenge are
+/// useless without the verifier, which never leaves this process.
+fn prompt(
+    out: &mut impl std::io::Write,
+    redirect_uri: &str,
+    authorize_url: &str,
+    timeout: Duration,
+) {
+    let _ = writeln!(
+        out,
+        "Open this URL in a browser and sign in to Xero (the Xero app must list {redirect_uri} \
+         as a redirect URI):\n\n  {authorize_url}\n\nWaiting up to {} for Xero to redirect to \
+         {redirect_uri} (Ctrl-C to cancel)...",
+        super::short_duration(jiff::SignedDuration::try_from(timeout).unwrap_or_default())
+    );
+    let _ = out.flush();
+}
+
+/// The names of the organisations the new sign-in reaches.
+async fn organisations(
+    http: reqwest::Client,
+    urls: &LoginUrls,
+    retry: RetryPolicy,
+    access_token: &SecretString,
+) -> Result<Vec<String>, ClientError> {
+    let connections = XeroConnections::new(http, &urls.connections_api, retry)?;
+    Ok(connections
+        .list(access_token)
+        .await?
+        .iter()
+        .map(|c| c.tenant_name.clone().unwrap_or_else(|| c.tenant_id.clone()))
+        .collect())
 }
 
 fn category_of(code: &BasicErrorResponseType) -> ErrorCategory {

@@ -91,17 +91,14 @@ pub fn request_progress(xds: &XeroDataset, value: &str, before: Option<&str>) ->
 /// Sets the annotation and, with `--wait`, waits for the outcome.
 pub async fn refresh(args: RefreshArgs) -> Result<(), CliError> {
     let (client, namespace) = connect(args.namespace.as_deref()).await?;
-    let where_ = format!("{namespace}/{}", args.name);
-    let datasets: Api<XeroDataset> = Api::namespaced(client, &namespace);
-    let current = datasets
-        .get_opt(&args.name)
-        .await
-        .map_err(|e| CliError::kubernetes(format!("read XeroDataset {where_}"), e))?
-        .ok_or_else(|| CliError::DatasetNotFound {
-            namespace: namespace.clone(),
-            name: args.name.clone(),
-        })?;
-    let before = current
+    let target = Target {
+        datasets: Api::namespaced(client, &namespace),
+        namespace,
+        name: args.name.clone(),
+    };
+    let before = target
+        .read()
+        .await?
         .status
         .as_ref()
         .and_then(|s| s.last_refresh.as_ref())
@@ -111,7 +108,8 @@ pub async fn refresh(args: RefreshArgs) -> Result<(), CliError> {
     let patch = serde_json::json!({
         "metadata": {"annotations": {REFRESH_REQUESTED_AT: value}},
     });
-    datasets
+    target
+        .datasets
         .patch(
             &args.name,
             &PatchParams {
@@ -121,28 +119,56 @@ pub async fn refresh(args: RefreshArgs) -> Result<(), CliError> {
             &Patch::Merge(&patch),
         )
         .await
-        .map_err(|e| CliError::kubernetes(format!("annotate XeroDataset {where_}"), e))?;
+        .map_err(|e| CliError::kubernetes(format!("annotate XeroDataset {}", target.path()), e))?;
     let mut out = std::io::stdout();
     let _ = writeln!(
         out,
-        "Requested a refresh of XeroDataset {where_} ({REFRESH_REQUESTED_AT}={value})"
+        "Requested a refresh of XeroDataset {} ({REFRESH_REQUESTED_AT}={value})",
+        target.path()
     );
     if !args.wait {
         return Ok(());
     }
+    wait_for_outcome(&target, &args, &value, before.as_deref()).await
+}
 
+/// The XeroDataset a command works on.
+struct Target {
+    datasets: Api<XeroDataset>,
+    namespace: String,
+    name: String,
+}
+
+impl Target {
+    fn path(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    async fn read(&self) -> Result<XeroDataset, CliError> {
+        self.datasets
+            .get_opt(&self.name)
+            .await
+            .map_err(|e| CliError::kubernetes(format!("read XeroDataset {}", self.path()), e))?
+            .ok_or_else(|| CliError::DatasetNotFound {
+                namespace: self.namespace.clone(),
+                name: self.name.clone(),
+            })
+    }
+}
+
+/// Follows the status until the request `value` is answered and its refresh has ended.
+async fn wait_for_outcome(
+    target: &Target,
+    args: &RefreshArgs,
+    value: &str,
+    before: Option<&str>,
+) -> Result<(), CliError> {
+    let mut out = std::io::stdout();
     let deadline = tokio::time::Instant::now() + args.timeout;
     let mut reported_running = false;
     loop {
-        let xds = datasets
-            .get_opt(&args.name)
-            .await
-            .map_err(|e| CliError::kubernetes(format!("read XeroDataset {where_}"), e))?
-            .ok_or_else(|| CliError::DatasetNotFound {
-                namespace: namespace.clone(),
-                name: args.name.clone(),
-            })?;
-        match request_progress(&xds, &value, before.as_deref()) {
+        let xds = target.read().await?;
+        match request_progress(&xds, value, before) {
             RequestProgress::Pending => {}
             RequestProgress::Running { request_id } => {
                 if !reported_running {
@@ -157,8 +183,10 @@ pub async fn refresh(args: RefreshArgs) -> Result<(), CliError> {
                     Ok(())
                 } else {
                     Err(CliError::Refresh(format!(
-                        "refresh {} of XeroDataset {where_} ended {}",
-                        last.request_id, last.status
+                        "refresh {} of XeroDataset {} ended {}",
+                        last.request_id,
+                        target.path(),
+                        last.status
                     )))
                 };
             }
@@ -169,33 +197,35 @@ pub async fn refresh(args: RefreshArgs) -> Result<(), CliError> {
             }
         }
         if tokio::time::Instant::now() >= deadline {
-            let mut what = if reported_running {
-                "the refresh is still running".to_owned()
-            } else {
-                "the operator has not handled the request (is it running and watching this \
-                 namespace?)"
-                    .to_owned()
-            };
-            // A dataset the operator cannot reconcile says why in its Ready condition.
-            if let Some(ready) = xds
-                .status
-                .as_ref()
-                .and_then(|s| find_condition(&s.conditions, conditions::READY))
-                .filter(|c| c.status != "True")
-            {
-                what.push_str(&format!(
-                    "; Ready={} {}: {}",
-                    ready.status, ready.reason, ready.message
-                ));
-            }
-            return Err(CliError::Timeout {
-                waited: short_duration(
-                    jiff::SignedDuration::try_from(args.timeout).unwrap_or_default(),
-                ),
-                what,
-            });
+            return Err(timed_out(&xds, args, reported_running));
         }
         tokio::time::sleep(args.poll_interval).await;
+    }
+}
+
+/// The error of a wait that ran out: what was awaited, and the Ready condition when it says why.
+fn timed_out(xds: &XeroDataset, args: &RefreshArgs, running: bool) -> CliError {
+    let mut what = if running {
+        "the refresh is still running".to_owned()
+    } else {
+        "the operator has not handled the request (is it running and watching this namespace?)"
+            .to_owned()
+    };
+    // A dataset the operator cannot reconcile says why in its Ready condition.
+    if let Some(ready) = xds
+        .status
+        .as_ref()
+        .and_then(|s| find_condition(&s.conditions, conditions::READY))
+        .filter(|c| c.status != "True")
+    {
+        what.push_str(&format!(
+            "; Ready={} {}: {}",
+            ready.status, ready.reason, ready.message
+        ));
+    }
+    CliError::Timeout {
+        waited: short_duration(jiff::SignedDuration::try_from(args.timeout).unwrap_or_default()),
+        what,
     }
 }
 

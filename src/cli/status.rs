@@ -9,8 +9,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams};
 
 use super::{CliError, align_columns, connect, relative_time, short_duration};
-use crate::api::XeroDataset;
 use crate::api::conditions::ALL_TYPES;
+use crate::api::{XeroDataset, XeroDatasetStatus};
 
 /// Events shown, the newest ones.
 const MAX_EVENTS: usize = 15;
@@ -50,16 +50,26 @@ pub async fn status(args: StatusArgs) -> Result<(), CliError> {
 pub fn report(xds: &XeroDataset, events: &[Event], now: Timestamp) -> String {
     let name = xds.metadata.name.as_deref().unwrap_or("");
     let namespace = xds.metadata.namespace.as_deref().unwrap_or("");
-    let spec = &xds.spec;
     let status = xds.status.clone().unwrap_or_default();
+    let mut text = String::new();
+    let _ = writeln!(text, "XeroDataset {namespace}/{name}");
+    text.push_str(&indent(&align_columns(&facts(xds, &status, now))));
+    let _ = writeln!(text, "\nConditions:");
+    text.push_str(&conditions_table(&status, now));
+    let _ = writeln!(text, "\nEvents:");
+    text.push_str(&events_table(xds, events, now));
+    text
+}
+
+/// The label: value lines at the top of the report.
+fn facts(xds: &XeroDataset, status: &XeroDatasetStatus, now: Timestamp) -> Vec<Vec<String>> {
+    let spec = &xds.spec;
     let at = |time: &Option<Time>| match time {
         Some(t) => format!("{} ({})", relative_time(t.0, now), t.0),
         None => "-".to_owned(),
     };
-    let mut text = String::new();
     let mut facts: Vec<Vec<String>> = Vec::new();
     let mut fact = |label: &str, value: String| facts.push(vec![format!("{label}:"), value]);
-
     let dataset = match (&spec.dataset.name, &spec.dataset.id, &status.dataset_id) {
         (Some(name), _, Some(id)) => format!("{name:?} ({id})"),
         (Some(name), _, None) => format!("{name:?}"),
@@ -80,32 +90,7 @@ pub fn report(xds: &XeroDataset, events: &[Event], now: Timestamp) -> String {
     if spec.suspend {
         fact("Suspended", "yes: the operator changes nothing".to_owned());
     }
-    fact(
-        "Last refresh",
-        match &status.last_refresh {
-            Some(last) => {
-                let mut line = last.status.clone();
-                if let Some(kind) = &last.refresh_type {
-                    line.push_str(&format!(" ({kind})"));
-                }
-                if let Some(start) = &last.start_time {
-                    line.push_str(&format!(", started {}", relative_time(start.0, now)));
-                }
-                if let (Some(start), Some(end)) = (&last.start_time, &last.end_time) {
-                    line.push_str(&format!(
-                        ", took {}",
-                        short_duration(end.0.duration_since(start.0))
-                    ));
-                }
-                line.push_str(&format!(", request {}", last.request_id));
-                if let Some(code) = &last.error_code {
-                    line.push_str(&format!(", error {code}"));
-                }
-                line
-            }
-            None => "-".to_owned(),
-        },
-    );
+    fact("Last refresh", last_refresh_line(status, now));
     fact("Last success", at(&status.last_successful_refresh_time));
     fact("Next refresh", at(&status.next_refresh_time));
     if let Some(recovery) = &status.recovery {
@@ -123,23 +108,8 @@ pub fn report(xds: &XeroDataset, events: &[Event], now: Timestamp) -> String {
         }
         fact("Recovery", line);
     }
-    if let Some(credentials) = &status.credentials {
-        let mut parts = Vec::new();
-        if let Some(t) = &credentials.last_applied_time {
-            parts.push(format!("applied {}", relative_time(t.0, now)));
-        }
-        if let Some(t) = &credentials.access_token_expires_at {
-            parts.push(format!(
-                "Xero access token expires {}",
-                relative_time(t.0, now)
-            ));
-        }
-        if let Some(t) = &credentials.refresh_token_rotated_at {
-            parts.push(format!("refresh token rotated {}", relative_time(t.0, now)));
-        }
-        if !parts.is_empty() {
-            fact("Credentials", parts.join(", "));
-        }
+    if let Some(line) = credentials_line(status, now) {
+        fact("Credentials", line);
     }
     if let Some(value) = &status.last_handled_refresh_at {
         fact("Handled refresh request", value.clone());
@@ -151,42 +121,84 @@ pub fn report(xds: &XeroDataset, events: &[Event], now: Timestamp) -> String {
         _ => "-".to_owned(),
     };
     fact("Generation", generation);
+    facts
+}
 
-    let _ = writeln!(text, "XeroDataset {namespace}/{name}");
-    text.push_str(&indent(&align_columns(&facts)));
-
-    let _ = writeln!(text, "\nConditions:");
-    if status.conditions.is_empty() {
-        let _ = writeln!(text, "  none yet (has the operator seen this dataset?)");
-    } else {
-        let mut conditions = status.conditions.clone();
-        // The operator's order (Ready first), unknown types last.
-        conditions.sort_by_key(|c| {
-            ALL_TYPES
-                .iter()
-                .position(|t| *t == c.type_)
-                .unwrap_or(ALL_TYPES.len())
-        });
-        let mut rows = vec![vec![
-            "TYPE".to_owned(),
-            "STATUS".to_owned(),
-            "REASON".to_owned(),
-            "AGE".to_owned(),
-            "MESSAGE".to_owned(),
-        ]];
-        for c in &conditions {
-            rows.push(vec![
-                c.type_.clone(),
-                c.status.clone(),
-                c.reason.clone(),
-                short_duration(now.duration_since(c.last_transition_time.0)),
-                c.message.clone(),
-            ]);
-        }
-        text.push_str(&indent(&align_columns(&rows)));
+fn last_refresh_line(status: &XeroDatasetStatus, now: Timestamp) -> String {
+    let Some(last) = &status.last_refresh else {
+        return "-".to_owned();
+    };
+    let mut line = last.status.clone();
+    if let Some(kind) = &last.refresh_type {
+        line.push_str(&format!(" ({kind})"));
     }
+    if let Some(start) = &last.start_time {
+        line.push_str(&format!(", started {}", relative_time(start.0, now)));
+    }
+    if let (Some(start), Some(end)) = (&last.start_time, &last.end_time) {
+        line.push_str(&format!(
+            ", took {}",
+            short_duration(end.0.duration_since(start.0))
+        ));
+    }
+    line.push_str(&format!(", request {}", last.request_id));
+    if let Some(code) = &last.error_code {
+        line.push_str(&format!(", error {code}"));
+    }
+    line
+}
 
-    let _ = writeln!(text, "\nEvents:");
+fn credentials_line(status: &XeroDatasetStatus, now: Timestamp) -> Option<String> {
+    let credentials = status.credentials.as_ref()?;
+    let mut parts = Vec::new();
+    if let Some(t) = &credentials.last_applied_time {
+        parts.push(format!("applied {}", relative_time(t.0, now)));
+    }
+    if let Some(t) = &credentials.access_token_expires_at {
+        parts.push(format!(
+            "Xero access token expires {}",
+            relative_time(t.0, now)
+        ));
+    }
+    if let Some(t) = &credentials.refresh_token_rotated_at {
+        parts.push(format!("refresh token rotated {}", relative_time(t.0, now)));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+fn conditions_table(status: &XeroDatasetStatus, now: Timestamp) -> String {
+    if status.conditions.is_empty() {
+        return "  none yet (has the operator seen this dataset?)\n".to_owned();
+    }
+    let mut conditions = status.conditions.clone();
+    // The operator's order (Ready first), unknown types last.
+    conditions.sort_by_key(|c| {
+        ALL_TYPES
+            .iter()
+            .position(|t| *t == c.type_)
+            .unwrap_or(ALL_TYPES.len())
+    });
+    let mut rows = vec![vec![
+        "TYPE".to_owned(),
+        "STATUS".to_owned(),
+        "REASON".to_owned(),
+        "AGE".to_owned(),
+        "MESSAGE".to_owned(),
+    ]];
+    for c in &conditions {
+        rows.push(vec![
+            c.type_.clone(),
+            c.status.clone(),
+            c.reason.clone(),
+            short_duration(now.duration_since(c.last_transition_time.0)),
+            c.message.clone(),
+        ]);
+    }
+    indent(&align_columns(&rows))
+}
+
+fn events_table(xds: &XeroDataset, events: &[Event], now: Timestamp) -> String {
+    let name = xds.metadata.name.as_deref().unwrap_or("");
     let uid = xds.metadata.uid.as_deref();
     let mut ours: Vec<&Event> = events
         .iter()
@@ -198,37 +210,36 @@ pub fn report(xds: &XeroDataset, events: &[Event], now: Timestamp) -> String {
             })
         })
         .collect();
+    if ours.is_empty() {
+        return "  none\n".to_owned();
+    }
     ours.sort_by_key(|e| last_seen(e));
     let skipped = ours.len().saturating_sub(MAX_EVENTS);
-    if ours.is_empty() {
-        let _ = writeln!(text, "  none");
-    } else {
-        let mut rows = vec![vec![
-            "AGE".to_owned(),
-            "TYPE".to_owned(),
-            "REASON".to_owned(),
-            "MESSAGE".to_owned(),
-        ]];
-        for event in &ours[skipped..] {
-            let age = last_seen(event)
-                .map(|t| short_duration(now.duration_since(t)))
-                .unwrap_or_else(|| "-".to_owned());
-            let count = event.series.as_ref().map(|s| s.count).unwrap_or(1);
-            let mut message = event.note.clone().unwrap_or_default();
-            if count > 1 {
-                message.push_str(&format!(" (x{count})"));
-            }
-            rows.push(vec![
-                age,
-                event.type_.clone().unwrap_or_default(),
-                event.reason.clone().unwrap_or_default(),
-                message,
-            ]);
+    let mut rows = vec![vec![
+        "AGE".to_owned(),
+        "TYPE".to_owned(),
+        "REASON".to_owned(),
+        "MESSAGE".to_owned(),
+    ]];
+    for event in &ours[skipped..] {
+        let age = last_seen(event)
+            .map(|t| short_duration(now.duration_since(t)))
+            .unwrap_or_else(|| "-".to_owned());
+        let count = event.series.as_ref().map(|s| s.count).unwrap_or(1);
+        let mut message = event.note.clone().unwrap_or_default();
+        if count > 1 {
+            message.push_str(&format!(" (x{count})"));
         }
-        text.push_str(&indent(&align_columns(&rows)));
-        if skipped > 0 {
-            let _ = writeln!(text, "  ({skipped} older events not shown)");
-        }
+        rows.push(vec![
+            age,
+            event.type_.clone().unwrap_or_default(),
+            event.reason.clone().unwrap_or_default(),
+            message,
+        ]);
+    }
+    let mut text = indent(&align_columns(&rows));
+    if skipped > 0 {
+        let _ = writeln!(text, "  ({skipped} older events not shown)");
     }
     text
 }

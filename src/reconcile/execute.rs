@@ -169,21 +169,7 @@ async fn apply_credentials(
         dataset_id.to_owned(),
         spec.datasource_id.clone(),
     );
-    let (gateway, datasource) = match session.services.datasources.get(&binding_key) {
-        Some(binding) => binding,
-        None => {
-            let datasources = powerbi
-                .datasources(&token, &spec.workspace_id, dataset_id)
-                .await
-                .map_err(StepError::Call)?;
-            let binding = xero_datasource(&datasources, spec.datasource_id.as_deref())?;
-            session
-                .services
-                .datasources
-                .put(binding_key.clone(), binding.clone());
-            binding
-        }
-    };
+    let (gateway, datasource) = datasource_binding(session, &token, &binding_key).await?;
     let update = || {
         powerbi.update_datasource_oauth2(
             &token,
@@ -206,6 +192,31 @@ async fn apply_credentials(
         session.services.datasources.forget(&binding_key);
     }
     result.map_err(StepError::Call)
+}
+
+/// The gateway and datasource ids of the dataset's Xero datasource, remembered between
+/// reconciles.
+async fn datasource_binding(
+    session: &Session<'_>,
+    token: &SecretString,
+    key: &(String, String, Option<String>),
+) -> Result<(String, String), StepError> {
+    if let Some(binding) = session.services.datasources.get(key) {
+        return Ok(binding);
+    }
+    let (workspace_id, dataset_id, datasource_id) = key;
+    let datasources = session
+        .cloud
+        .powerbi
+        .datasources(token, workspace_id, dataset_id)
+        .await
+        .map_err(StepError::Call)?;
+    let binding = xero_datasource(&datasources, datasource_id.as_deref())?;
+    session
+        .services
+        .datasources
+        .put(key.clone(), binding.clone());
+    Ok(binding)
 }
 
 async fn trigger_refresh(
