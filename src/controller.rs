@@ -462,16 +462,16 @@ mod tests {
         xds.status.as_ref().and_then(|s| s.observed_generation)
     }
 
+    /// Remembers the status of `after_write` as written at its resourceVersion.
+    fn remember(written: &WrittenStatuses, after_write: &XeroDataset) {
+        let status = after_write.status.clone().expect("status");
+        written.remember(ObjectRef::from_obj(after_write), after_write, status);
+    }
+
     #[test]
     fn a_cached_object_older_than_the_last_write_gets_the_written_status() {
         let written = WrittenStatuses::default();
-        let after_write = dataset("120", 7);
-        let status = after_write.status.clone().expect("status");
-        written.remember(
-            ObjectRef::from_obj(after_write.as_ref()),
-            &after_write,
-            status,
-        );
+        remember(&written, &dataset("120", 7));
 
         // 99 < 120 although "99" > "120" as text.
         assert_eq!(observed(&written.newest(dataset("99", 1))), Some(7));
@@ -485,19 +485,10 @@ mod tests {
     fn a_newer_cached_object_or_an_unusual_version_is_trusted() {
         let written = WrittenStatuses::default();
         let after_write = dataset("120", 7);
-        let status = after_write.status.clone().expect("status");
-        written.remember(
-            ObjectRef::from_obj(after_write.as_ref()),
-            &after_write,
-            status.clone(),
-        );
+        remember(&written, &after_write);
         assert_eq!(observed(&written.newest(dataset("1000", 3))), Some(3));
 
-        written.remember(
-            ObjectRef::from_obj(after_write.as_ref()),
-            &after_write,
-            status,
-        );
+        remember(&written, &after_write);
         assert_eq!(observed(&written.newest(dataset("0120", 4))), Some(4));
         assert_eq!(observed(&written.newest(dataset("abc", 5))), Some(5));
 

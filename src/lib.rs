@@ -10,6 +10,7 @@ pub mod endpoints;
 pub mod error;
 pub mod http;
 pub mod leader;
+pub mod matches;
 pub mod metrics;
 pub mod powerbi;
 pub mod reconcile;

@@ -357,8 +357,21 @@ impl ScheduleSpec {
     }
 }
 
-/// A day of the week, as Power BI names it.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A day of the week, as Power BI names it. The one day type of the operator: it orders Monday
+/// first, as Power BI lists days.
+#[derive(
+    schemars::JsonSchema,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+)]
 pub enum DayOfWeek {
     Monday,
     Tuesday,
@@ -380,6 +393,30 @@ impl DayOfWeek {
         Self::Saturday,
         Self::Sunday,
     ];
+
+    /// Power BI's name of the day.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Monday => "Monday",
+            Self::Tuesday => "Tuesday",
+            Self::Wednesday => "Wednesday",
+            Self::Thursday => "Thursday",
+            Self::Friday => "Friday",
+            Self::Saturday => "Saturday",
+            Self::Sunday => "Sunday",
+        }
+    }
+
+    /// The day Power BI names `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|day| day.name() == name)
+    }
+
+    /// The day of a calendar weekday.
+    pub fn of(weekday: jiff::civil::Weekday) -> Self {
+        let offset = usize::try_from(weekday.to_monday_zero_offset()).unwrap_or(0);
+        Self::ALL[offset % 7]
+    }
 }
 
 /// The capacity a workspace runs on; it bounds schedule times and refreshes per day.

@@ -10,6 +10,7 @@ use super::model::{Action, Failure, Memory, Plan, ScheduleUpdate};
 use super::services::Session;
 use crate::api::Reason;
 use crate::error::{ClientError, ErrorCategory};
+use crate::matches::Matches;
 use crate::powerbi::models::{Datasource, PrivacyLevel, RefreshScheduleUpdate};
 use crate::secret::SecretString;
 use crate::xero::{XeroSecretRef, find_organisation};
@@ -294,21 +295,16 @@ fn xero_datasource(
         .iter()
         .filter_map(|d| d.gateway_binding().map(|b| (d, b)))
         .collect();
-    let candidates: Vec<(&str, &str)> = match datasource_id {
-        Some(wanted) => bound
-            .iter()
-            .filter(|(_, (_, id))| id.eq_ignore_ascii_case(wanted))
-            .map(|(_, b)| *b)
-            .collect(),
-        None => bound
-            .iter()
-            .filter(|(d, _)| looks_like_xero(d))
-            .map(|(_, b)| *b)
-            .collect(),
-    };
-    match candidates.as_slice() {
-        [(gateway, datasource)] => Ok(((*gateway).to_owned(), (*datasource).to_owned())),
-        [] => Err(StepError::Finding(Failure {
+    let candidates = bound
+        .iter()
+        .filter(|(d, (_, id))| match datasource_id {
+            Some(wanted) => id.eq_ignore_ascii_case(wanted),
+            None => looks_like_xero(d),
+        })
+        .map(|(_, b)| *b);
+    match Matches::of(candidates) {
+        Matches::One((gateway, datasource)) => Ok((gateway.to_owned(), datasource.to_owned())),
+        Matches::None => Err(StepError::Finding(Failure {
             reason: Reason::DatasourceNotFound,
             message: match datasource_id {
                 Some(id) => format!("the dataset has no datasource {id} bound to a gateway"),
@@ -319,7 +315,7 @@ fn xero_datasource(
             },
             needs_human: true,
         })),
-        several => Err(StepError::Finding(Failure {
+        Matches::Several(several) => Err(StepError::Finding(Failure {
             reason: Reason::DatasourceAmbiguous,
             message: format!(
                 "the dataset has {} Xero datasources; name one in spec.dataset.datasourceId",

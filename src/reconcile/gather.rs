@@ -6,6 +6,7 @@ use super::model::{Failure, Observed, Refresh, RefreshRecord, RefreshState, Refr
 use super::services::Session;
 use super::validate::DatasetName;
 use crate::api::{Reason, XeroDatasetStatus};
+use crate::matches::Matches;
 use crate::powerbi::models;
 use crate::schedule::RefreshSchedule;
 
@@ -101,15 +102,14 @@ fn dataset_error(err: crate::error::ClientError, dataset_id: &str) -> StepError 
 }
 
 fn resolve_dataset(datasets: &[models::Dataset], name: &str) -> Result<String, StepError> {
-    let matches: Vec<&models::Dataset> = datasets.iter().filter(|d| d.name == name).collect();
-    match matches.as_slice() {
-        [one] => Ok(one.id.clone()),
-        [] => Err(StepError::Finding(Failure {
+    match Matches::of(datasets.iter().filter(|d| d.name == name)) {
+        Matches::One(one) => Ok(one.id.clone()),
+        Matches::None => Err(StepError::Finding(Failure {
             reason: Reason::DatasetNotFound,
             message: format!("no dataset named {name:?} in the workspace"),
             needs_human: true,
         })),
-        several => Err(StepError::Finding(Failure {
+        Matches::Several(several) => Err(StepError::Finding(Failure {
             reason: Reason::DatasetAmbiguous,
             message: format!(
                 "{} datasets are named {name:?} in the workspace; name the dataset by id in spec.dataset.id",
@@ -128,7 +128,7 @@ fn observed_schedule(actual: &models::RefreshSchedule) -> RefreshSchedule {
         days: actual
             .days
             .iter()
-            .filter_map(|d| crate::schedule::parse_day(d).ok().map(Into::into))
+            .filter_map(|d| crate::api::DayOfWeek::parse(d))
             .collect(),
         times: actual
             .times

@@ -448,7 +448,7 @@ fn the_local_day_of_the_schedule_zone_decides_the_attempt_count() {
 fn drift_in_days_is_fixed() {
     let d = desired();
     let mut actual = d.schedule.clone();
-    actual.days.remove(&jiff::civil::Weekday::Friday.into());
+    actual.days.remove(&crate::api::DayOfWeek::Friday);
     let o = Observed {
         schedule: Some(actual),
         history: vec![completed("a", "2026-11-25T06:01:00Z")],

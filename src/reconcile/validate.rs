@@ -58,7 +58,7 @@ pub fn validate(
             .schedule
             .days
             .iter()
-            .map(|d| format!("{d:?}"))
+            .map(|d| d.name())
             .collect::<Vec<_>>(),
         &spec.schedule.times,
         &spec.schedule.time_zone,

@@ -6,11 +6,13 @@ mod windows_zones;
 use std::collections::BTreeSet;
 use std::fmt;
 
-use jiff::civil::{Date, Weekday};
+use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan as _};
 
 pub use windows_zones::iana_zone;
+
+use crate::api::DayOfWeek;
 
 /// A time of day Power BI refreshes at: `hh:mm` with minutes 00 or 30.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -55,33 +57,6 @@ pub enum ScheduleError {
     UnknownTimeZone(String),
 }
 
-/// Parses a day name as Power BI writes it (`Monday` ... `Sunday`).
-pub fn parse_day(name: &str) -> Result<Weekday, ScheduleError> {
-    Ok(match name {
-        "Monday" => Weekday::Monday,
-        "Tuesday" => Weekday::Tuesday,
-        "Wednesday" => Weekday::Wednesday,
-        "Thursday" => Weekday::Thursday,
-        "Friday" => Weekday::Friday,
-        "Saturday" => Weekday::Saturday,
-        "Sunday" => Weekday::Sunday,
-        other => return Err(ScheduleError::InvalidDay(other.to_owned())),
-    })
-}
-
-/// Power BI's name of a day.
-pub fn day_name(day: Weekday) -> &'static str {
-    match day {
-        Weekday::Monday => "Monday",
-        Weekday::Tuesday => "Tuesday",
-        Weekday::Wednesday => "Wednesday",
-        Weekday::Thursday => "Thursday",
-        Weekday::Friday => "Friday",
-        Weekday::Saturday => "Saturday",
-        Weekday::Sunday => "Sunday",
-    }
-}
-
 /// The time zone of a Windows time zone id (or an IANA name).
 pub fn time_zone(id: &str) -> Result<TimeZone, ScheduleError> {
     let iana = iana_zone(id).unwrap_or(id);
@@ -92,27 +67,11 @@ pub fn time_zone(id: &str) -> Result<TimeZone, ScheduleError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshSchedule {
     pub enabled: bool,
-    /// Monday-first order is kept by sorting on `Weekday::to_monday_zero_offset`.
+    /// Monday first.
     pub days: BTreeSet<DayOfWeek>,
     pub times: BTreeSet<SlotTime>,
     /// The Windows time zone id, as Power BI stores it.
     pub time_zone_id: String,
-}
-
-/// A weekday that sorts Monday first (jiff's `Weekday` has no ordering).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct DayOfWeek(i8);
-
-impl DayOfWeek {
-    pub fn weekday(self) -> Weekday {
-        Weekday::from_monday_zero_offset(self.0).unwrap_or(Weekday::Monday)
-    }
-}
-
-impl From<Weekday> for DayOfWeek {
-    fn from(day: Weekday) -> Self {
-        DayOfWeek(day.to_monday_zero_offset())
-    }
 }
 
 impl RefreshSchedule {
@@ -127,7 +86,10 @@ impl RefreshSchedule {
             enabled,
             days: days
                 .iter()
-                .map(|d| parse_day(d.as_ref()).map(DayOfWeek::from))
+                .map(|d| {
+                    DayOfWeek::parse(d.as_ref())
+                        .ok_or_else(|| ScheduleError::InvalidDay(d.as_ref().to_owned()))
+                })
                 .collect::<Result<_, _>>()?,
             times: times
                 .iter()
@@ -139,10 +101,7 @@ impl RefreshSchedule {
 
     /// Day names in Monday-first order.
     pub fn day_names(&self) -> Vec<String> {
-        self.days
-            .iter()
-            .map(|d| day_name(d.weekday()).to_owned())
-            .collect()
+        self.days.iter().map(|d| d.name().to_owned()).collect()
     }
 
     /// Times as `hh:mm`, earliest first.
@@ -162,7 +121,7 @@ impl RefreshSchedule {
         let last = to.to_zoned(zone.clone()).date();
         let mut day: Date = first;
         while day <= last {
-            if self.days.contains(&DayOfWeek::from(day.weekday())) {
+            if self.days.contains(&DayOfWeek::of(day.weekday())) {
                 for time in &self.times {
                     let local = day.at(time.hour, time.minute, 0, 0);
                     if let Ok(instant) = local.to_zoned(zone.clone()).map(|z| z.timestamp())

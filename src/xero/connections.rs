@@ -12,6 +12,7 @@ use crate::http::{
     Answer, Call, RetryPolicy, from_service_json, send_with_retry, service_time, status_error,
     truncate,
 };
+use crate::matches::Matches;
 use crate::secret::SecretString;
 
 const CALL: Call = Call {
@@ -49,13 +50,12 @@ pub fn find_organisation<'a>(
     organisation: &str,
 ) -> Result<&'a XeroConnection, ClientError> {
     let wanted = organisation.trim();
-    let matches: Vec<&XeroConnection> = connections
+    let matches = connections
         .iter()
-        .filter(|connection| connection.tenant_name.as_deref().map(str::trim) == Some(wanted))
-        .collect();
-    match matches.as_slice() {
-        [one] => Ok(one),
-        [] => {
+        .filter(|connection| connection.tenant_name.as_deref().map(str::trim) == Some(wanted));
+    match Matches::of(matches) {
+        Matches::One(one) => Ok(one),
+        Matches::None => {
             let mut names: Vec<&str> = connections
                 .iter()
                 .filter_map(|connection| connection.tenant_name.as_deref())
@@ -72,7 +72,7 @@ pub fn find_organisation<'a>(
                 format!("no Xero connection is named {wanted:?} ({known})"),
             ))
         }
-        several => {
+        Matches::Several(several) => {
             let ids: Vec<&str> = several
                 .iter()
                 .map(|connection| connection.tenant_id.as_str())
