@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Extract the response schemas the simulator's conformance tests check against.
 
-Reads the official API descriptions in ../shared/specs (Microsoft's Power BI swagger and
-Xero's identity OpenAPI description) and writes the subset the tests need to
-simulator/tests/schemas/, so the tests do not need ../shared at run time.
+Reads the official, public API descriptions from SPECS_DIR and writes the subset the tests need
+to simulator/tests/schemas/, so the tests need no download at run time. SPECS_DIR holds:
+- powerbi-swagger.json: Microsoft's Power BI REST API swagger
+  (https://github.com/microsoft/PowerBI-CSharp, sdk/swaggers/swagger.json);
+- xero-identity.yaml: Xero's identity OpenAPI description
+  (https://github.com/XeroAPI/Xero-OpenAPI, xero-identity.yaml).
 
 Usage (from the repository root or anywhere):
-    python3 simulator/scripts/extract-schemas.py [SPECS_DIR]
+    python3 simulator/scripts/extract-schemas.py SPECS_DIR
 
-SPECS_DIR defaults to ../shared/specs relative to the repository root. Needs PyYAML.
-Re-run it when the specs change and commit the output.
+Needs PyYAML. Re-run it when the descriptions change and commit the output.
 """
 
 import json
@@ -20,7 +22,9 @@ import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-SPECS = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "..", "shared", "specs")
+if len(sys.argv) != 2:
+    sys.exit("usage: extract-schemas.py SPECS_DIR (see the docstring for what it holds)")
+SPECS = sys.argv[1]
 OUT = os.path.join(HERE, "..", "tests", "schemas")
 
 # Power BI operations the simulator serves: operationId -> the responses the tests check.
@@ -101,7 +105,7 @@ def powerbi():
         sys.exit(f"operations not found in the swagger: {sorted(missing)}")
     roots = set(refs(operations))
     return {
-        "_origin": "Extracted by simulator/scripts/extract-schemas.py from shared/specs/powerbi-swagger.json: "
+        "_origin": "Extracted by simulator/scripts/extract-schemas.py from powerbi-swagger.json: "
                    "microsoft/PowerBI-CSharp sdk/swaggers/swagger.json (master @ db37499a, 2024-10-15). "
                    "Documentation keys removed; schemas otherwise unchanged.",
         "operations": dict(sorted(operations.items())),
@@ -115,7 +119,7 @@ def xero():
     get = spec["paths"]["/Connections"]["get"]
     schema = get["responses"]["200"]["content"]["application/json"]["schema"]
     return {
-        "_origin": "Extracted by simulator/scripts/extract-schemas.py from shared/specs/xero-identity.yaml: "
+        "_origin": "Extracted by simulator/scripts/extract-schemas.py from xero-identity.yaml: "
                    "XeroAPI/Xero-OpenAPI xero-identity.yaml @ e952d0bd (version 16.1.0). "
                    "Documentation keys removed; schemas otherwise unchanged.",
         "operations": {

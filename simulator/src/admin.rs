@@ -10,7 +10,9 @@ use crate::http::{SimRequest, SimResponse};
 use crate::powerbi::{error, refresh_rejection};
 use crate::routes::AdminPath;
 use crate::seed::Seed;
-use crate::world::{FaultSpec, Outcome, World};
+use crate::state::World;
+use crate::state::powerbi::Outcome;
+use crate::state::traffic::FaultSpec;
 
 /// Body of `POST /_sim/datasets/{id}/scheduled-refresh`.
 #[derive(Debug, Default, Deserialize)]
@@ -48,17 +50,18 @@ pub fn handle(world: &mut World, req: &SimRequest, path: &AdminPath) -> SimRespo
         }
         (AdminPath::Seed, &Method::POST) => seed(world, req),
         (AdminPath::ScheduledRefresh(id), &Method::POST) => scheduled_refresh(world, req, id),
-        (AdminPath::Faults, &Method::GET) => {
-            Ok(SimResponse::json(StatusCode::OK, &json!(world.faults)))
-        }
+        (AdminPath::Faults, &Method::GET) => Ok(SimResponse::json(
+            StatusCode::OK,
+            &json!(world.traffic.faults()),
+        )),
         (AdminPath::Faults, &Method::POST) => add_fault(world, req),
         (AdminPath::Faults, &Method::DELETE) => {
-            world.faults.clear();
+            world.traffic.clear_faults();
             Ok(SimResponse::empty(StatusCode::NO_CONTENT))
         }
         (AdminPath::Requests, &Method::GET) => Ok(requests(world, req)),
         (AdminPath::Requests, &Method::DELETE) => {
-            world.requests.clear();
+            world.traffic.clear_requests();
             Ok(SimResponse::empty(StatusCode::NO_CONTENT))
         }
         (AdminPath::XeroRevoke, &Method::POST) => revoke(world, req),
@@ -105,14 +108,14 @@ fn scheduled_refresh(
     id: &str,
 ) -> Result<SimResponse, SimResponse> {
     let request: ScheduledRefreshRequest = body(req)?.unwrap_or_default();
-    let (w, d) = world.find_dataset(id).ok_or_else(|| {
+    let (w, d) = world.powerbi.find_dataset(id).ok_or_else(|| {
         error(
             StatusCode::NOT_FOUND,
             "ItemNotFound",
             &format!("Dataset {id} is not found."),
         )
     })?;
-    if !world.workspaces[w].datasets[d].schedule.enabled {
+    if !world.powerbi.workspaces[w].datasets[d].schedule.enabled {
         return Err(error(
             StatusCode::CONFLICT,
             "ScheduleDisabled",
@@ -128,7 +131,7 @@ fn scheduled_refresh(
         )
         .map_err(|rejection| refresh_rejection(world, rejection))?;
     // Report the entry as it stands now: a zero-length run has already ended.
-    let entry = world.workspaces[w].datasets[d]
+    let entry = world.powerbi.workspaces[w].datasets[d]
         .refreshes
         .iter()
         .find(|r| r.request_id == refresh.request_id)
@@ -158,7 +161,7 @@ fn add_fault(world: &mut World, req: &SimRequest) -> Result<SimResponse, SimResp
     {
         return Err(bad("The admin API cannot be faulted."));
     }
-    let fault = world.add_fault(spec);
+    let fault = world.traffic.add_fault(spec);
     Ok(SimResponse::json(StatusCode::CREATED, &json!(fault)))
 }
 
@@ -172,8 +175,8 @@ fn requests(world: &World, req: &SimRequest) -> SimResponse {
             .map(|(_, v)| v.as_str())
     };
     let list: Vec<Value> = world
-        .requests
-        .iter()
+        .traffic
+        .requests()
         .filter(|r| wanted("service").is_none_or(|s| r.service == s))
         .filter(|r| wanted("method").is_none_or(|m| r.method.eq_ignore_ascii_case(m)))
         .filter(|r| wanted("pathPrefix").is_none_or(|p| r.path.starts_with(p)))
@@ -187,14 +190,14 @@ fn revoke(world: &mut World, req: &SimRequest) -> Result<SimResponse, SimRespons
     let request: RevokeRequest = body(req)?.unwrap_or_default();
     let now = world.now();
     let revoked = match (request.refresh_token, request.all) {
-        (Some(token), false) => world.xero.revoke(Some(&token), now).ok_or_else(|| {
+        (Some(token), false) => world.xero.grants.revoke(Some(&token), now).ok_or_else(|| {
             error(
                 StatusCode::NOT_FOUND,
                 "UnknownRefreshToken",
                 "No such refresh token was issued.",
             )
         })?,
-        (None, true) => world.xero.revoke(None, now).unwrap_or(0),
+        (None, true) => world.xero.grants.revoke(None, now).unwrap_or(0),
         _ => {
             return Err(bad(
                 "Send either {\"refreshToken\": \"...\"} or {\"all\": true}.",

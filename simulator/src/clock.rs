@@ -48,6 +48,11 @@ impl VirtualClock {
     }
 }
 
+/// A whole number of seconds as a duration, saturating where it does not fit.
+pub fn secs(seconds: u64) -> SignedDuration {
+    SignedDuration::from_secs(i64::try_from(seconds).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,15 +1,18 @@
 //! Microsoft Entra ID: the v2 token endpoint, client credentials grant, with a client secret or
 //! a client assertion (certificate or federated JWT).
 
+use std::collections::HashMap;
+
 use axum::http::StatusCode;
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::clock::secs;
 use crate::http::{FormError, SimRequest, SimResponse};
 use crate::seed::ServicePrincipalSeed;
+use crate::state::World;
 use crate::tokens::{jwt, jwt_claims};
-use crate::world::{EntraToken, World};
 
 /// The scope Power BI clients ask for.
 pub const POWERBI_SCOPE: &str = "https://analysis.windows.net/powerbi/api/.default";
@@ -49,20 +52,30 @@ pub fn error(
 /// `POST /{tenant}/oauth2/v2.0/token`.
 pub fn token(world: &mut World, req: &SimRequest, tenant: &str) -> SimResponse {
     let now = world.now();
-    let missing = |name: &str| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            900144,
-            &format!("The request body must contain the following parameter: '{name}'."),
-            now,
-        )
+    let (form, principal) = match identify(world, req, tenant, now) {
+        Ok(found) => found,
+        Err(response) => return response,
     };
+    let client_id = principal.client_id.clone();
+    let response = check_scope(&form, now)
+        .and_then(|()| check_credentials(&principal, &form, tenant, now))
+        .map(|()| issue(world, &principal, tenant, now))
+        .unwrap_or_else(|e| e);
+    response.with_principal(client_id)
+}
+
+/// The request's form and the principal it names, checked in the order Entra checks them.
+fn identify(
+    world: &World,
+    req: &SimRequest,
+    tenant: &str,
+    now: Timestamp,
+) -> Result<(HashMap<String, String>, ServicePrincipalSeed), SimResponse> {
     let form = match req.form() {
         Ok(form) => form,
-        Err(FormError::NotForm) => return missing("grant_type"),
+        Err(FormError::NotForm) => return Err(missing("grant_type", now)),
         Err(FormError::Repeated(name)) => {
-            return error(
+            return Err(error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 90015,
@@ -70,27 +83,23 @@ pub fn token(world: &mut World, req: &SimRequest, tenant: &str) -> SimResponse {
                     "Requested query string is too long or contains duplicate parameter '{name}'."
                 ),
                 now,
-            );
+            ));
         }
     };
     let Some(grant_type) = form.get("grant_type") else {
-        return missing("grant_type");
+        return Err(missing("grant_type", now));
     };
     if grant_type != "client_credentials" {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
             70003,
             "The app requested an unsupported grant type.",
             now,
-        );
+        ));
     }
-    if !world
-        .principals
-        .iter()
-        .any(|p| p.tenant_id.eq_ignore_ascii_case(tenant))
-    {
-        return error(
+    if !world.entra.knows_tenant(tenant) {
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             90002,
@@ -98,34 +107,42 @@ pub fn token(world: &mut World, req: &SimRequest, tenant: &str) -> SimResponse {
                 "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
             ),
             now,
-        );
+        ));
     }
     let Some(client_id) = form.get("client_id") else {
-        return missing("client_id");
+        return Err(missing("client_id", now));
     };
-    let Some(principal) = world
-        .principals
-        .iter()
-        .find(|p| {
-            p.tenant_id.eq_ignore_ascii_case(tenant) && p.client_id.eq_ignore_ascii_case(client_id)
-        })
-        .cloned()
-    else {
-        return error(
+    let Some(principal) = world.entra.principal(tenant, client_id).cloned() else {
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "unauthorized_client",
             700016,
             &format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'."),
             now,
         )
-        .with_principal(client_id.clone());
+        .with_principal(client_id.clone()));
     };
-    let respond = |r: SimResponse| r.with_principal(principal.client_id.clone());
+    Ok((form, principal))
+}
+
+/// The error for a missing form parameter.
+fn missing(name: &str, now: Timestamp) -> SimResponse {
+    error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        900144,
+        &format!("The request body must contain the following parameter: '{name}'."),
+        now,
+    )
+}
+
+/// Only the Power BI scope may be asked for.
+fn check_scope(form: &HashMap<String, String>, now: Timestamp) -> Result<(), SimResponse> {
     let Some(scope) = form.get("scope") else {
-        return respond(missing("scope"));
+        return Err(missing("scope", now));
     };
     if scope.split_whitespace().collect::<Vec<_>>() != [POWERBI_SCOPE] {
-        return respond(error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "invalid_scope",
             70011,
@@ -135,9 +152,17 @@ pub fn token(world: &mut World, req: &SimRequest, tenant: &str) -> SimResponse {
             now,
         ));
     }
-    let secret = form.get("client_secret");
-    let assertion = form.get("client_assertion");
-    let checked = match (secret, assertion) {
+    Ok(())
+}
+
+/// Exactly one client authentication method, and a valid one.
+fn check_credentials(
+    principal: &ServicePrincipalSeed,
+    form: &HashMap<String, String>,
+    tenant: &str,
+    now: Timestamp,
+) -> Result<(), SimResponse> {
+    match (form.get("client_secret"), form.get("client_assertion")) {
         (Some(_), Some(_)) => Err(error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -152,25 +177,26 @@ pub fn token(world: &mut World, req: &SimRequest, tenant: &str) -> SimResponse {
             "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
             now,
         )),
-        (Some(secret), None) => check_secret(&principal, secret, now),
+        (Some(secret), None) => check_secret(principal, secret, now),
         (None, Some(assertion)) => {
             if form.get("client_assertion_type").map(String::as_str) != Some(JWT_BEARER) {
-                Err(missing("client_assertion_type"))
+                Err(missing("client_assertion_type", now))
             } else {
-                check_assertion(&principal, assertion, tenant, now)
+                check_assertion(principal, assertion, tenant, now)
             }
         }
-    };
-    if let Err(response) = checked {
-        return respond(response);
     }
+}
 
+/// Issues a Power BI access token to the principal.
+fn issue(
+    world: &mut World,
+    principal: &ServicePrincipalSeed,
+    tenant: &str,
+    now: Timestamp,
+) -> SimResponse {
     let lifetime = world.config.entra_token_lifetime_seconds;
-    let expires_at = now
-        .checked_add(SignedDuration::from_secs(
-            i64::try_from(lifetime).unwrap_or(i64::MAX),
-        ))
-        .unwrap_or(Timestamp::MAX);
+    let expires_at = now.checked_add(secs(lifetime)).unwrap_or(Timestamp::MAX);
     let access = jwt(&json!({
         "aud": POWERBI_AUDIENCE,
         "iss": format!("https://sts.windows.net/{tenant}/"),
@@ -183,21 +209,15 @@ pub fn token(world: &mut World, req: &SimRequest, tenant: &str) -> SimResponse {
         "tid": principal.tenant_id,
         "ver": "1.0",
     }));
-    world.entra_tokens.insert(
-        access.clone(),
-        EntraToken {
-            client_id: principal.client_id.clone(),
-            expires_at,
-        },
-    );
-    respond(
-        SimResponse::json(
-            StatusCode::OK,
-            &json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access}),
-        )
-        .with_header("cache-control", "no-store, no-cache")
-        .with_header("pragma", "no-cache"),
+    world
+        .entra
+        .add_token(access.clone(), principal.client_id.clone(), expires_at);
+    SimResponse::json(
+        StatusCode::OK,
+        &json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access}),
     )
+    .with_header("cache-control", "no-store, no-cache")
+    .with_header("pragma", "no-cache")
 }
 
 fn check_secret(
@@ -246,7 +266,7 @@ fn check_assertion(
         Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
         _ => return Err(malformed()),
     };
-    let no_match = |code: u32, what: &str| {
+    match_assertion(principal, issuer, subject, &audiences, tenant).map_err(|(code, what)| {
         error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
@@ -254,8 +274,18 @@ fn check_assertion(
             &format!("No matching federated identity record found for presented assertion {what}."),
             now,
         )
-    };
+    })
+}
 
+/// Matches an assertion's claims to the app's credentials; on failure, the AADSTS code and
+/// the claim that did not match.
+fn match_assertion(
+    principal: &ServicePrincipalSeed,
+    issuer: &str,
+    subject: Option<&str>,
+    audiences: &[&str],
+    tenant: &str,
+) -> Result<(), (u32, &'static str)> {
     // Certificate credential: the app signs an assertion about itself for this endpoint.
     if issuer == principal.client_id {
         let endpoint_suffix = format!("/{tenant}/oauth2/v2.0/token").to_ascii_lowercase();
@@ -265,18 +295,18 @@ fn check_assertion(
         {
             Ok(())
         } else {
-            Err(no_match(700212, "audience"))
+            Err((700212, "audience"))
         };
     }
     if principal.federated_credentials.is_empty() {
         let url = issuer.starts_with("https://") || issuer.starts_with("http://");
         if !url {
-            return Err(no_match(700211, "issuer"));
+            return Err((700211, "issuer"));
         }
         return if audiences.contains(&"api://AzureADTokenExchange") {
             Ok(())
         } else {
-            Err(no_match(700212, "audience"))
+            Err((700212, "audience"))
         };
     }
     let by_issuer: Vec<_> = principal
@@ -285,14 +315,14 @@ fn check_assertion(
         .filter(|f| f.issuer == issuer)
         .collect();
     if by_issuer.is_empty() {
-        return Err(no_match(700211, "issuer"));
+        return Err((700211, "issuer"));
     }
     let by_subject: Vec<_> = by_issuer
         .into_iter()
         .filter(|f| f.subject.as_deref().is_none_or(|s| Some(s) == subject))
         .collect();
     if by_subject.is_empty() {
-        return Err(no_match(700213, "subject"));
+        return Err((700213, "subject"));
     }
     if by_subject
         .iter()
@@ -300,6 +330,6 @@ fn check_assertion(
     {
         Ok(())
     } else {
-        Err(no_match(700212, "audience"))
+        Err((700212, "audience"))
     }
 }

@@ -2,7 +2,7 @@
 //! endpoint, the Power BI REST operations the operator uses, and Xero's identity endpoints.
 //!
 //! All three are served on one port, with the real paths, bodies, status codes and quirks
-//! described in `shared/specs`, plus a `/_sim` admin API for tests (seed, faults, request log,
+//! described in the services' public API descriptions, plus a `/_sim` admin API for tests (seed, faults, request log,
 //! scheduled refreshes, token revocation, virtual clock). See `simulator/README.md`.
 //!
 //! ```no_run
@@ -15,47 +15,23 @@
 //! ```
 #![forbid(unsafe_code)]
 
+// The crate root only declares modules and re-exports, so no module depends on it and the
+// module graph stays acyclic: plain values (`error`, `clock`, `tokens`, `http`, `routes`,
+// `seed`) at the bottom, the simulated clouds' `state` on them, the HTTP handlers (`admin`,
+// `entra`, `powerbi`, `xero`) on the state, and `server` on top.
 mod admin;
 mod clock;
 mod entra;
+mod error;
 mod http;
 mod powerbi;
 mod routes;
-mod schedule;
 pub mod seed;
 mod server;
+mod state;
 mod tokens;
-mod world;
 mod xero;
 
-use std::net::SocketAddr;
-
+pub use error::Error;
 pub use seed::{Seed, SimConfig};
 pub use server::{RunningSimulator, Simulator};
-
-/// Why the simulator could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Only loopback addresses may be served: the simulator hands out tokens to anyone.
-    #[error("refusing to listen on {0}: the simulator serves loopback addresses only")]
-    NotLoopback(SocketAddr),
-    /// The listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The requested address.
-        addr: SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// The seed file could not be read.
-    #[error("cannot read seed file {path}: {source}")]
-    ReadSeed {
-        /// The file.
-        path: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// The seed is not valid.
-    #[error("invalid seed: {0}")]
-    Seed(String),
-}

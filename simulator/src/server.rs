@@ -13,11 +13,13 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::error::Error;
 use crate::http::{SimRequest, SimResponse};
 use crate::routes::{Route, Service};
 use crate::seed::Seed;
-use crate::world::World;
-use crate::{Error, admin, entra, powerbi, xero};
+use crate::state::World;
+use crate::state::traffic::{FaultSpec, ServedRequest};
+use crate::{admin, entra, powerbi, xero};
 
 /// Largest request body read; the real services accept far less for these operations.
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -141,12 +143,13 @@ async fn serve_request(State(shared): State<Arc<Shared>>, request: Request) -> R
             "The request body is too large.",
         );
         record(
-            &shared,
+            &mut shared.world(),
             service,
             &method,
             &path,
             query.as_deref(),
             &response,
+            false,
         );
         return response.into_response();
     };
@@ -161,7 +164,10 @@ async fn serve_request(State(shared): State<Arc<Shared>>, request: Request) -> R
     let fault = if service == Service::Admin {
         None
     } else {
-        shared.world().take_fault(req.method.as_str(), &req.path)
+        shared
+            .world()
+            .traffic
+            .take_fault(req.method.as_str(), &req.path)
     };
     if let Some(delay) = fault.as_ref().and_then(|f| f.delay_ms) {
         tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -181,48 +187,56 @@ async fn serve_request(State(shared): State<Arc<Shared>>, request: Request) -> R
         }
     };
     if let Some(fault) = &fault {
-        if let Some(retry) = fault.retry_after_seconds
-            && !response.headers.iter().any(|(k, _)| k == "retry-after")
-        {
-            response = response.with_header("retry-after", &retry.to_string());
-        }
-        if fault.malformed_body {
-            response.malform();
-        }
+        response = finish_faulted(response, fault);
     }
-    if service != Service::Admin {
-        world.log_request(
-            service.name(),
-            req.method.as_str(),
-            &req.path,
-            req.query.as_deref(),
-            &response,
-            fault.is_some(),
-        );
-    }
+    record(
+        &mut world,
+        service,
+        &req.method,
+        &req.path,
+        req.query.as_deref(),
+        &response,
+        fault.is_some(),
+    );
     drop(world);
     tracing::debug!(method = %req.method, path = %req.path, status = response.status.as_u16(), "served");
     response.into_response()
 }
 
-/// Logs a request answered before it reached a service (no fault involved).
+/// Adds a fault's `Retry-After` (unless the response has one) and truncates the body if the
+/// fault says so.
+fn finish_faulted(mut response: SimResponse, fault: &FaultSpec) -> SimResponse {
+    if let Some(retry) = fault.retry_after_seconds
+        && !response.headers.iter().any(|(k, _)| k == "retry-after")
+    {
+        response = response.with_header("retry-after", &retry.to_string());
+    }
+    if fault.malformed_body {
+        response.malform();
+    }
+    response
+}
+
+/// Logs a request to a service; the admin API's own requests stay out of the log.
 fn record(
-    shared: &Shared,
+    world: &mut World,
     service: Service,
     method: &Method,
     path: &str,
     query: Option<&str>,
     response: &SimResponse,
+    fault: bool,
 ) {
     if service != Service::Admin {
-        shared.world().log_request(
-            service.name(),
-            method.as_str(),
+        world.log_request(ServedRequest {
+            service: service.name(),
+            method: method.as_str(),
             path,
             query,
-            response,
-            false,
-        );
+            status: response.status.as_u16(),
+            principal: response.principal.as_deref(),
+            fault,
+        });
     }
 }
 

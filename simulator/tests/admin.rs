@@ -1,6 +1,6 @@
 //! The admin API: faults (status, Retry-After, delay, malformed body), the request log, state,
-//! re-seeding and the clock; plus the credential-expiry story of DESIGN.md section 1 driven
-//! through the public endpoints with every call counted.
+//! re-seeding and the clock; plus the credential-expiry story (a dataset whose Xero credentials
+//! expire, and the fix) driven through the public endpoints with every call counted.
 
 mod common;
 
@@ -356,7 +356,7 @@ fn the_readme_example_seed_is_the_tested_one() {
     );
 }
 
-/// DESIGN.md section 1, end to end through the public endpoints: a dataset whose Xero
+/// The credential-expiry story end to end through the public endpoints: a dataset whose Xero
 /// credentials keep expiring, the schedule Power BI switches off, and the operator's fix; every
 /// call the "operator" makes is counted.
 #[tokio::test]

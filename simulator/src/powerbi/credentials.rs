@@ -1,0 +1,168 @@
+//! Update Datasource: storing credentials on a gateway data source.
+
+use axum::http::StatusCode;
+use serde_json::{Map, Value};
+
+use crate::http::{SimRequest, SimResponse};
+use crate::powerbi::access::{Caller, require_owner};
+use crate::powerbi::response::{Served, clip, error};
+use crate::state::World;
+use crate::state::powerbi::Credential;
+use crate::state::xero::TokenProblem;
+
+/// `PATCH /gateways/{gateway}/datasources/{datasource}`: sets the credentials of every
+/// data source with these ids, by an owner only.
+pub fn update_datasource(
+    world: &mut World,
+    req: &SimRequest,
+    caller: &Caller,
+    gateway: &str,
+    datasource: &str,
+) -> Served {
+    let matches: Vec<(usize, usize, usize)> = world
+        .powerbi
+        .workspaces
+        .iter()
+        .enumerate()
+        .flat_map(|(w, ws)| {
+            ws.datasets.iter().enumerate().flat_map(move |(d, ds)| {
+                ds.datasources
+                    .iter()
+                    .enumerate()
+                    .filter_map(move |(s, src)| {
+                        (src.gateway_id.eq_ignore_ascii_case(gateway)
+                            && src.datasource_id.eq_ignore_ascii_case(datasource))
+                        .then_some((w, d, s))
+                    })
+            })
+        })
+        .collect();
+    let Some(&(w, d, s)) = matches.first() else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "DMTS_DatasourceNotFoundError",
+            "The data source was not found on the gateway.",
+        ));
+    };
+    // Cloud source credentials may be set only by the data source owner.
+    if !matches.iter().any(|&(w, d, _)| {
+        world.powerbi.workspaces[w].datasets[d].configured_by == caller.owner_name
+    }) {
+        require_owner(world, caller, (w, d), "update the data source credentials")?;
+    }
+    let bad = |message: &str| error(StatusCode::BAD_REQUEST, "InvalidRequest", message);
+    let body = match req.json_body() {
+        Ok(Some(Value::Object(body))) => body,
+        Ok(_) => {
+            return Err(bad(
+                "The request body must be an UpdateDatasourceRequest object.",
+            ));
+        }
+        Err(e) => {
+            return Err(bad(&format!(
+                "The request body is not valid JSON: {}",
+                clip(&e)
+            )));
+        }
+    };
+    let credential = parse_credential_details(&body).map_err(|m| bad(&m))?;
+    if world.config.validate_credentials_on_update {
+        let tenant = world.powerbi.workspaces[w].datasets[d].datasources[s]
+            .xero_tenant_id
+            .clone();
+        let problem = match &credential.access_token {
+            Some(token) => world
+                .xero
+                .access_token_problem(token, tenant.as_deref(), world.now()),
+            None => Some(TokenProblem::Unknown),
+        };
+        if problem.is_some() {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "DM_GWPipeline_Gateway_InvalidConnectionCredentials",
+                "The credentials provided for the Xero source are invalid.",
+            ));
+        }
+    }
+    for (w, d, s) in matches {
+        world.powerbi.workspaces[w].datasets[d].datasources[s].credential =
+            Some(credential.clone());
+    }
+    Ok(SimResponse::empty(StatusCode::OK))
+}
+
+fn parse_credential_details(body: &Map<String, Value>) -> Result<Credential, String> {
+    let get = |o: &Map<String, Value>, name: &str| {
+        o.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let details = match get(body, "credentialDetails") {
+        Some(Value::Object(d)) => d,
+        _ => return Err("'credentialDetails' is required.".into()),
+    };
+    let enum_field = |name: &str, allowed: &[&str]| -> Result<String, String> {
+        match get(&details, name) {
+            Some(Value::String(s)) => allowed
+                .iter()
+                .find(|a| a.eq_ignore_ascii_case(&s))
+                .map(|a| (*a).to_owned())
+                .ok_or_else(|| format!("'{name}' must be one of {}.", allowed.join(", "))),
+            _ => Err(format!("'{name}' is required.")),
+        }
+    };
+    let credential_type = enum_field(
+        "credentialType",
+        &["Basic", "Windows", "Anonymous", "OAuth2", "Key", "SAS"],
+    )?;
+    enum_field("encryptedConnection", &["Encrypted", "NotEncrypted"])?;
+    enum_field("encryptionAlgorithm", &["None", "RSA-OAEP"])?;
+    enum_field(
+        "privacyLevel",
+        &["None", "Public", "Organizational", "Private"],
+    )?;
+    // The swagger's own example sends "False" as a string, so strings are accepted too.
+    for flag in ["useCallerAADIdentity", "useEndUserOAuth2Credentials"] {
+        match get(&details, flag) {
+            None | Some(Value::Bool(_)) => {}
+            Some(Value::String(s))
+                if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") => {}
+            Some(_) => return Err(format!("'{flag}' must be a boolean.")),
+        }
+    }
+    let Some(Value::String(credentials)) = get(&details, "credentials") else {
+        return Err("'credentials' is required and must be a string holding JSON.".into());
+    };
+    let parsed: Value = serde_json::from_str(&credentials)
+        .map_err(|_| "'credentials' must be a string holding JSON.".to_owned())?;
+    let data = parsed.get("credentialData");
+    let access_token = match credential_type.as_str() {
+        "Anonymous" => None,
+        "OAuth2" => {
+            let token = data
+                .and_then(Value::as_array)
+                .and_then(|items| {
+                    items.iter().find(|i| {
+                        i.get("name")
+                            .and_then(Value::as_str)
+                            .is_some_and(|n| n.eq_ignore_ascii_case("accessToken"))
+                    })
+                })
+                .and_then(|i| i.get("value"))
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .ok_or("OAuth2 credentials need credentialData with a non-empty 'accessToken'.")?;
+            Some(token.to_owned())
+        }
+        _ => {
+            if !data.is_some_and(Value::is_array) {
+                return Err("'credentials' must hold a 'credentialData' list.".into());
+            }
+            None
+        }
+    };
+    Ok(Credential {
+        credential_type,
+        access_token,
+    })
+}
