@@ -159,6 +159,7 @@ async fn kubectl_get_shows_the_health_columns() {
     status.last_successful_refresh_time = Some(at(now - SignedDuration::from_hours(5)));
     status.next_refresh_time = Some(at(next_refresh));
     status.dataset_id = Some("0e2f3f1a-2222-4b4b-8c8c-0123456789ab".into());
+    status.dataset_name = Some("Xero".into());
     write_status(&env, "failing", &status).await;
 
     // The typed status reads back as written.
@@ -191,13 +192,11 @@ async fn kubectl_get_shows_the_health_columns() {
         "MESSAGE shows without -o wide:\n{output}"
     );
 
-    // An object without status: DATASET shows the id, the status columns are blank.
+    // An object without status: every status column is blank, DATASET too (the name is what
+    // Power BI reports).
     let by_id = row(&rows, "by-id");
-    assert_eq!(
-        by_id["DATASET"], "cfafbeb1-8037-4d0c-896e-a46fb27ff229",
-        "{output}"
-    );
     for column in [
+        "DATASET",
         "READY",
         "REASON",
         "LAST REFRESH",
@@ -224,6 +223,20 @@ async fn kubectl_get_shows_the_health_columns() {
     )
     .await;
     assert_eq!(suspended.trim(), "xerodataset.xero-operator.dev/by-id");
+
+    // Named by id in the spec, the dataset shows with the name Power BI reports, not its uuid.
+    let named = XeroDatasetStatus {
+        dataset_id: Some("cfafbeb1-8037-4d0c-896e-a46fb27ff229".into()),
+        dataset_name: Some("Sales".into()),
+        ..XeroDatasetStatus::default()
+    };
+    write_status(&env, "by-id", &named).await;
+    let output = kubectl_ok(&env, &["get", "xds", "-n", &env.namespace]).await;
+    assert_eq!(
+        row(&parse_table(&output), "by-id")["DATASET"],
+        "Sales",
+        "{output}"
+    );
 
     let wide = kubectl_ok(&env, &["get", "xds", "-n", &env.namespace, "-o", "wide"]).await;
     let rows = parse_table(&wide);

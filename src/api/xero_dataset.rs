@@ -41,8 +41,8 @@ pub const MAX_CREDENTIAL_LEAD_TIME: &str = "15m";
     printcolumn(
         name = "Dataset",
         type_ = "string",
-        description = "The dataset's name, or its id when the spec names it by id.",
-        json_path = ".spec.dataset['name','id']"
+        description = "The dataset's name as Power BI reports it (also when the spec names it by id).",
+        json_path = ".status.datasetName"
     ),
     printcolumn(
         name = "Ready",
@@ -538,6 +538,10 @@ pub struct XeroDatasetStatus {
     /// The dataset's id, resolved from spec.dataset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset_id: Option<String>,
+
+    /// The dataset's name as Power BI reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_name: Option<String>,
 
     /// The Xero tenant id of spec.xero.organisation.
     #[serde(default, skip_serializing_if = "Option::is_none")]

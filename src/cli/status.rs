@@ -70,11 +70,13 @@ fn facts(xds: &XeroDataset, status: &XeroDatasetStatus, now: Timestamp) -> Vec<V
     };
     let mut facts: Vec<Vec<String>> = Vec::new();
     let mut fact = |label: &str, value: String| facts.push(vec![format!("{label}:"), value]);
-    let dataset = match (&spec.dataset.name, &spec.dataset.id, &status.dataset_id) {
-        (Some(name), _, Some(id)) => format!("{name:?} ({id})"),
-        (Some(name), _, None) => format!("{name:?}"),
-        (None, Some(id), _) => id.clone(),
-        (None, None, _) => "-".to_owned(),
+    let name = status.dataset_name.as_ref().or(spec.dataset.name.as_ref());
+    let id = status.dataset_id.as_ref().or(spec.dataset.id.as_ref());
+    let dataset = match (name, id) {
+        (Some(name), Some(id)) => format!("{name:?} ({id})"),
+        (Some(name), None) => format!("{name:?}"),
+        (None, Some(id)) => id.clone(),
+        (None, None) => "-".to_owned(),
     };
     fact(
         "Dataset",

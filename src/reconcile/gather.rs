@@ -9,10 +9,13 @@ use crate::api::{Reason, XeroDatasetStatus};
 use crate::matches::Matches;
 use crate::powerbi::models;
 use crate::schedule::RefreshSchedule;
+use crate::secret::SecretString;
 
 /// What the gather step found.
 pub(super) struct Gathered {
     pub dataset_id: String,
+    /// The dataset's name in Power BI.
+    pub dataset_name: String,
     pub observed: Observed,
     pub records: Vec<RefreshRecord>,
 }
@@ -32,23 +35,12 @@ pub(super) async fn gather(
     let token = session.powerbi_token().await?;
     let powerbi = &session.cloud.powerbi;
     let workspace = session.spec.workspace_id.as_str();
-    let call = StepError::Call;
-    let dataset_id = match &session.spec.dataset {
-        DatasetName::Id(id) => id.clone(),
-        DatasetName::Name(name) => {
-            // The id resolved for the same spec generation is kept in the status.
-            let resolved = status
-                .filter(|s| s.observed_generation.is_some() && s.observed_generation == generation)
-                .and_then(|s| s.dataset_id.clone());
-            match resolved {
-                Some(id) => id,
-                None => resolve_dataset(
-                    &powerbi.datasets(&token, workspace).await.map_err(call)?,
-                    name,
-                )?,
-            }
-        }
-    };
+    let (dataset_id, dataset_name) = identify_dataset(
+        session,
+        &token,
+        status.filter(|s| s.observed_generation.is_some() && s.observed_generation == generation),
+    )
+    .await?;
     let history = powerbi
         .refresh_history(
             &token,
@@ -78,12 +70,47 @@ pub(super) async fn gather(
     };
     Ok(Gathered {
         dataset_id,
+        dataset_name,
         observed: Observed {
             schedule,
             history: records.iter().map(|r| r.refresh.clone()).collect(),
         },
         records,
     })
+}
+
+/// The dataset's id and its name in Power BI: from the status written for this generation, else
+/// from Power BI (the list of the workspace's datasets when the spec names the dataset, the
+/// dataset itself when the spec gives its id).
+async fn identify_dataset(
+    session: &Session<'_>,
+    token: &SecretString,
+    resolved: Option<&XeroDatasetStatus>,
+) -> Result<(String, String), StepError> {
+    let powerbi = &session.cloud.powerbi;
+    let workspace = session.spec.workspace_id.as_str();
+    match &session.spec.dataset {
+        DatasetName::Name(name) => {
+            if let Some(id) = resolved.and_then(|s| s.dataset_id.clone()) {
+                return Ok((id, name.clone()));
+            }
+            let datasets = powerbi
+                .datasets(token, workspace)
+                .await
+                .map_err(StepError::Call)?;
+            Ok((resolve_dataset(&datasets, name)?, name.clone()))
+        }
+        DatasetName::Id(id) => {
+            if let Some(name) = resolved.and_then(|s| s.dataset_name.clone()) {
+                return Ok((id.clone(), name));
+            }
+            let dataset = powerbi
+                .dataset(token, workspace, id)
+                .await
+                .map_err(|e| dataset_error(e, id))?;
+            Ok((id.clone(), dataset.name))
+        }
+    }
 }
 
 fn dataset_error(err: crate::error::ClientError, dataset_id: &str) -> StepError {

@@ -93,6 +93,7 @@ pub async fn reconcile_dataset(
             Err(err) => return failed(outcome, err, refresh_request, timing),
         };
     outcome.dataset_id = Some(gathered.dataset_id.clone());
+    outcome.dataset_name = Some(gathered.dataset_name.clone());
     outcome.schedule_checked = gathered.observed.schedule.is_some();
     outcome.history = Some(gathered.records.clone());
 

@@ -190,6 +190,8 @@ pub struct Outcome {
     pub generation: Option<i64>,
     pub suspended: bool,
     pub dataset_id: Option<String>,
+    /// The dataset's name in Power BI.
+    pub dataset_name: Option<String>,
     pub xero_tenant_id: Option<String>,
     /// The refresh history read this time (newest first); `None` when it was not read.
     pub history: Option<Vec<RefreshRecord>>,

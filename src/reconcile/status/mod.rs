@@ -70,6 +70,9 @@ fn record_identity(status: &mut XeroDatasetStatus, outcome: &Outcome) {
     if let Some(id) = &outcome.dataset_id {
         status.dataset_id = Some(id.clone());
     }
+    if let Some(name) = &outcome.dataset_name {
+        status.dataset_name = Some(name.clone());
+    }
     if let Some(id) = &outcome.xero_tenant_id {
         status.xero_tenant_id = Some(id.clone());
     }
