@@ -2,7 +2,7 @@
 //! write never causes Power BI calls) and the Secrets they reference, runs the reconcile pipeline,
 //! writes status with server-side apply, publishes events, and requeues at the planned time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,10 +20,11 @@ use crate::api::conditions;
 use crate::api::{FIELD_MANAGER, Reason, XeroDataset, XeroDatasetStatus};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::reconcile::model::{Outcome, Timing};
+use crate::reconcile::model::{Hints, Outcome, Timing};
 use crate::reconcile::status::{EventSpec, Severity, build_status};
 use crate::reconcile::{Services, reconcile_dataset};
 use crate::server::Readiness;
+use crate::xero::ROTATED_AT_ANNOTATION;
 
 /// What every reconcile shares.
 pub struct Context {
@@ -38,6 +39,11 @@ pub struct Context {
     schedule_checks: Mutex<HashMap<ObjectRef<XeroDataset>, (i64, Instant)>>,
     /// The newest status the operator wrote per object, until the watch cache has caught up.
     written: WrittenStatuses,
+    /// XeroDatasets whose referenced Secret someone changed since their last reconcile: their
+    /// next reconcile checks the whole chain.
+    secret_changes: Mutex<HashSet<ObjectRef<XeroDataset>>>,
+    /// The last resourceVersion seen of each Secret, to tell changes from re-lists.
+    secret_versions: Mutex<HashMap<(String, String), String>>,
 }
 
 impl Context {
@@ -58,6 +64,97 @@ impl Context {
             clock,
             schedule_checks: Mutex::new(HashMap::new()),
             written: WrittenStatuses::default(),
+            secret_changes: Mutex::new(HashSet::new()),
+            secret_versions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The XeroDatasets to reconcile after a change of `secret`: none when it was the Xero token
+    /// rotation's own write (datasets read their Secrets when they need them); else every
+    /// XeroDataset in its namespace that references it, which then checks the whole chain.
+    /// Whatever was cached from the Secret is forgotten either way.
+    fn datasets_to_check(
+        &self,
+        store: &Store<XeroDataset>,
+        secret: &PartialObjectMeta<Secret>,
+    ) -> Vec<ObjectRef<XeroDataset>> {
+        let (Some(namespace), Some(name)) = (
+            secret.metadata.namespace.as_deref(),
+            secret.metadata.name.as_deref(),
+        ) else {
+            return Vec::new();
+        };
+        self.services.forget_secret(namespace, name);
+        let version = secret.metadata.resource_version.as_deref().unwrap_or("");
+        let rotated_at = secret
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ROTATED_AT_ANNOTATION))
+            .map(String::as_str);
+        if !self
+            .services
+            .xero
+            .secret_changed(namespace, name, version, rotated_at)
+        {
+            return Vec::new();
+        }
+        let datasets: Vec<ObjectRef<XeroDataset>> = store
+            .state()
+            .iter()
+            .filter(|xds| xds.metadata.namespace.as_deref() == Some(namespace))
+            .filter(|xds| references_secret(xds, name))
+            .map(|xds| ObjectRef::from_obj(xds.as_ref()))
+            .collect();
+        if let Ok(mut changes) = self.secret_changes.lock() {
+            changes.extend(datasets.iter().cloned());
+        }
+        tracing::debug!(secret = %format!("{namespace}/{name}"), datasets = datasets.len(), "a referenced Secret changed");
+        datasets
+    }
+
+    /// Whether a referenced Secret changed since the last reconcile of `xds` (and forgets it).
+    fn take_secret_change(&self, xds: &XeroDataset) -> bool {
+        self.secret_changes
+            .lock()
+            .is_ok_and(|mut changes| changes.remove(&ObjectRef::from_obj(xds)))
+    }
+
+    /// Whether a Secret watch event is a change: a new resourceVersion of a Secret seen before,
+    /// a Secret created or deleted while watching. The initial list (at start-up, or after the
+    /// watch re-lists) only records versions, except for Secrets whose version moved meanwhile.
+    fn secret_event(
+        &self,
+        event: watcher::Event<PartialObjectMeta<Secret>>,
+    ) -> Option<PartialObjectMeta<Secret>> {
+        let key = |s: &PartialObjectMeta<Secret>| {
+            (
+                s.metadata.namespace.clone().unwrap_or_default(),
+                s.metadata.name.clone().unwrap_or_default(),
+            )
+        };
+        let mut versions = self.secret_versions.lock().ok()?;
+        let mut record = |secret: &PartialObjectMeta<Secret>| {
+            let version = secret.metadata.resource_version.clone().unwrap_or_default();
+            let previous = versions.insert(key(secret), version.clone());
+            (previous.clone(), previous.is_some_and(|p| p != version))
+        };
+        match event {
+            watcher::Event::Apply(secret) => {
+                let (previous, moved) = record(&secret);
+                (previous.is_none() || moved).then_some(secret)
+            }
+            watcher::Event::InitApply(secret) => {
+                let (_, moved) = record(&secret);
+                moved.then_some(secret)
+            }
+            watcher::Event::Delete(mut secret) => {
+                versions.remove(&key(&secret));
+                // No version: a deleted Secret is never the rotation's own write.
+                secret.metadata.resource_version = None;
+                Some(secret)
+            }
+            watcher::Event::Init | watcher::Event::InitDone => None,
         }
     }
 
@@ -112,10 +209,13 @@ pub async fn reconcile(xds: Arc<XeroDataset>, ctx: Arc<Context>) -> Result<Actio
     // (a Secret change can wake a reconcile before the write comes back on the watch): decide
     // from the newest status, never from a stale one.
     let xds = ctx.written.newest(xds);
-    let check_schedule = ctx.schedule_check_due(&xds);
+    let hints = Hints {
+        check_schedule: ctx.schedule_check_due(&xds),
+        secret_changed: ctx.take_secret_change(&xds),
+    };
     let now = ctx.clock.now();
     let (outcome, requeue_after) =
-        reconcile_dataset(&xds, &ctx.services, ctx.timing, now, check_schedule).await;
+        reconcile_dataset(&xds, &ctx.services, ctx.timing, now, hints).await;
     // A failed reconcile reads the schedule again next time: a schedule update may be pending.
     if outcome.schedule_checked && outcome.failure.is_none() {
         ctx.schedule_checked(&xds);
@@ -334,20 +434,21 @@ pub async fn run_controller(
             predicates::generation.combine(predicates::annotations),
             Default::default(),
         );
+    let events_ctx = ctx.clone();
     let secret_changes = watcher(secrets, watcher::Config::default().any_semantic())
         .default_backoff()
-        .touched_objects()
-        .predicate_filter(predicates::resource_version, Default::default());
+        .filter_map(move |event| {
+            let change = match event {
+                Ok(event) => events_ctx.secret_event(event).map(Ok),
+                Err(err) => Some(Err(err)),
+            };
+            std::future::ready(change)
+        });
     let mapping_store = reader.clone();
     let secrets_ctx = ctx.clone();
     Controller::for_stream(dataset_changes, reader)
         .watches_stream(secret_changes, move |secret| {
-            if let (Some(namespace), Some(name)) =
-                (&secret.metadata.namespace, &secret.metadata.name)
-            {
-                secrets_ctx.services.forget_secret(namespace, name);
-            }
-            datasets_waiting_for_secret(&mapping_store, &secret, &secrets_ctx.written)
+            secrets_ctx.datasets_to_check(&mapping_store, &secret)
         })
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
@@ -390,31 +491,6 @@ fn watch_bookkeeping(
     }
 }
 
-/// The XeroDatasets in the Secret's namespace that reference it and wait for it to change: a
-/// healthy dataset reads the Secret when it needs it, so rotations by the operator itself do not
-/// cause reconciles.
-fn datasets_waiting_for_secret<S: Resource>(
-    store: &Store<XeroDataset>,
-    secret: &S,
-    written: &WrittenStatuses,
-) -> Vec<ObjectRef<XeroDataset>> {
-    let (Some(namespace), Some(name)) = (
-        secret.meta().namespace.as_deref(),
-        secret.meta().name.as_deref(),
-    ) else {
-        return Vec::new();
-    };
-    store
-        .state()
-        .iter()
-        .filter(|xds| xds.metadata.namespace.as_deref() == Some(namespace))
-        .filter(|xds| references_secret(xds, name))
-        .map(|xds| written.newest(xds.clone()))
-        .filter(|xds| waits_for_secret(xds))
-        .map(|xds| ObjectRef::from_obj(xds.as_ref()))
-        .collect()
-}
-
 fn references_secret(xds: &XeroDataset, name: &str) -> bool {
     xds.spec.xero.credentials_secret_ref.name == name
         || xds
@@ -423,15 +499,6 @@ fn references_secret(xds: &XeroDataset, name: &str) -> bool {
             .credentials_secret_ref
             .as_ref()
             .is_some_and(|r| r.name == name)
-}
-
-fn waits_for_secret(xds: &XeroDataset) -> bool {
-    xds.status
-        .as_ref()
-        .and_then(|s| conditions::find_condition(&s.conditions, conditions::READY))
-        .is_none_or(|ready| {
-            Reason::parse(&ready.reason).is_some_and(Reason::fixed_by_a_secret_change)
-        })
 }
 
 #[cfg(test)]

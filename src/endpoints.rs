@@ -40,6 +40,19 @@ impl From<crate::api::PowerBiCloud> for Cloud {
 }
 
 impl Cloud {
+    /// The settings page of a dataset in the Power BI service, where a person edits its data
+    /// source credentials, takes it over and checks its schedule.
+    pub fn dataset_settings_url(self, workspace_id: &str, dataset_id: &str) -> String {
+        let portal = match self {
+            Self::Public => "https://app.powerbi.com",
+            Self::UsGov => "https://app.powerbigov.us",
+            Self::UsGovHigh => "https://app.high.powerbigov.us",
+            Self::UsGovDod => "https://app.mil.powerbigov.us",
+            Self::China => "https://app.powerbi.cn",
+        };
+        format!("{portal}/groups/{workspace_id}/settings/datasets/{dataset_id}")
+    }
+
     /// The Power BI REST API host (the part before `/v1.0/myorg`).
     pub fn powerbi_api_url(self) -> &'static str {
         match self {

@@ -230,7 +230,8 @@ async fn refresh_wait_reports_the_outcome_of_exactly_one_refresh_per_request() {
     assert!(out.contains("ScheduleUpdated"), "{out}");
 
     // Xero access revoked: the operator cannot serve the request until someone acts, so it
-    // answers it at once without a refresh, and the command fails naming the reason.
+    // answers it at once without a refresh, and the command fails naming the reason: the
+    // rejected sign-in it is (confirmed with a fresh exchange), not a missing organisation.
     let sim = &s.sim;
     let revoked = reqwest::Client::new()
         .post(format!("{}/_sim/xero/revoke", sim.url()))
@@ -258,7 +259,10 @@ async fn refresh_wait_reports_the_outcome_of_exactly_one_refresh_per_request() {
     assert!(
         run.stderr
             .contains("the operator handled the request without starting a refresh")
-            && run.stderr.contains("OrganisationNotFound"),
+            && run.stderr.contains("XeroRefreshTokenRejected")
+            && run
+                .stderr
+                .contains("xero-operator xero-login --secret xero-app"),
         "{}",
         run.stderr
     );

@@ -414,7 +414,9 @@ async fn a_rejected_refresh_token_is_not_presented_again_until_the_secret_change
         "{error}"
     );
     assert!(
-        error.message().contains("xero-operator xero-login"),
+        error
+            .message()
+            .contains("the refresh token expired, was revoked or was superseded"),
         "{error}"
     );
     assert!(!error.message().contains(INITIAL_REFRESH_TOKEN));

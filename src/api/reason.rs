@@ -68,12 +68,17 @@ reasons! {
     DatasourceNotFound,
     /// The dataset has several Xero datasources and `spec.dataset.datasourceId` is not set.
     DatasourceAmbiguous,
+    /// Power BI refused the Xero credentials the operator set on the datasource.
+    CredentialsRejected,
     /// No Xero connection has the configured organisation name.
     OrganisationNotFound,
     /// Several Xero connections have the configured organisation name.
     OrganisationAmbiguous,
-    /// Xero rejected the refresh token or the app's credentials: someone must sign in again.
+    /// Xero rejected the refresh token (expired, revoked or superseded): someone must sign in
+    /// again.
     XeroRefreshTokenRejected,
+    /// Xero rejected the app's client id or client secret.
+    XeroAppRejected,
     /// Xero's identity service was throttling or unavailable.
     XeroUnavailable,
     /// Entra ID or Power BI refused the operator's Power BI identity.
@@ -101,16 +106,12 @@ impl Reason {
         matches!(
             self,
             Reason::XeroRefreshTokenRejected
+                | Reason::XeroAppRejected
+                | Reason::CredentialsRejected
                 | Reason::SecretNotFound
                 | Reason::SecretKeyMissing
                 | Reason::PowerBIUnauthorized
         )
-    }
-
-    /// Ready reasons that a change to a referenced Secret may fix: a dataset stalled for one of
-    /// them is reconciled when its Secrets change.
-    pub fn fixed_by_a_secret_change(self) -> bool {
-        self.concerns_credentials()
     }
 }
 

@@ -624,6 +624,13 @@ pub struct CredentialsStatus {
     /// When the Xero refresh token in the Secret was last rotated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token_rotated_at: Option<Time>,
+
+    /// The spec generation and operator configuration (`<generation>-<configuration hash>`)
+    /// for which the whole chain last passed: the Power BI token, the dataset, the Xero token
+    /// exchange, the organisation, the datasource and Power BI accepting the credentials.
+    /// Empty after the chain failed; Ready is true only while it matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_for: Option<String>,
 }
 
 /// Recovery counters.

@@ -13,7 +13,7 @@ use crate::error::{ClientError, ErrorCategory};
 use crate::matches::Matches;
 use crate::powerbi::models::{Datasource, PrivacyLevel, RefreshScheduleUpdate};
 use crate::secret::SecretString;
-use crate::xero::{XeroSecretRef, find_organisation};
+use crate::xero::{XeroAccessToken, XeroSecretRef, find_organisation};
 
 /// The Xero access token applied to the datasource must outlive the refresh that uses it:
 /// Power BI starts a scheduled refresh up to 15 minutes after its slot, and Xero access tokens
@@ -90,6 +90,18 @@ fn correct_memory(executed: &mut Executed, old: &Memory) {
     }
     if !did(|a| matches!(a, Action::ApplyCredentials(_))) {
         executed.plan.memory.credentials_applied = old.credentials_applied;
+        // A planned apply that did not happen leaves the chain unverified: the next reconcile
+        // checks it again.
+        let planned_apply = executed
+            .plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::ApplyCredentials(_)));
+        executed.plan.memory.verified_for = if planned_apply {
+            None
+        } else {
+            old.verified_for.clone()
+        };
     }
 }
 
@@ -139,28 +151,19 @@ async fn apply_credentials(
         client_secret_key: spec.xero_secret.client_secret_key.clone(),
         refresh_token_key: spec.xero_secret.refresh_token_key.clone(),
     };
-    let xero = session
-        .services
-        .xero
-        .access_token(&secret, MIN_TOKEN_VALIDITY)
-        .await
-        .map_err(StepError::Call)?;
+    let (xero, tenant_id) = match xero_organisation(session, &secret).await {
+        // A cached access token may belong to a grant revoked since: a fresh exchange tells
+        // a revoked sign-in (XeroRefreshTokenRejected) from an organisation that is not there.
+        Err((err, true)) if is_about_the_grant(&err) => {
+            session.services.xero.forget(&secret).await;
+            xero_organisation(session, &secret)
+                .await
+                .map_err(|(err, _)| err)?
+        }
+        other => other.map_err(|(err, _)| err)?,
+    };
     executed.access_token_expires_at = Some(xero.expires_at);
     executed.refresh_token_rotated_at = Some(xero.refresh_token_rotated_at);
-
-    // Asked on every apply (not cached): the call also proves that the access token still
-    // reaches the organisation, so a revoked connection is reported as such instead of as
-    // failed refreshes. Applies happen a few times a day per dataset.
-    let connections = session
-        .services
-        .connections
-        .list(&xero.access_token)
-        .await
-        .map_err(StepError::Call)?;
-    let tenant_id = find_organisation(&connections, &spec.organisation)
-        .map_err(StepError::Call)?
-        .tenant_id
-        .clone();
     executed.xero_tenant_id = Some(tenant_id);
 
     let token = session.powerbi_token().await?;
@@ -192,7 +195,61 @@ async fn apply_credentials(
     if result.is_err() {
         session.services.datasources.forget(&binding_key);
     }
-    result.map_err(StepError::Call)
+    result.map_err(|err| match err.category() {
+        // Power BI tests the connection when credentials are set and refuses ones that do not
+        // work with 400 (for example DM_GWPipeline_Gateway_InvalidConnectionCredentials).
+        ErrorCategory::InvalidRequest => StepError::Finding(Failure {
+            reason: Reason::CredentialsRejected,
+            message: format!(
+                "Power BI refused the Xero credentials for datasource {datasource}: {}",
+                err.message()
+            ),
+            needs_human: true,
+        }),
+        _ => StepError::Call(err),
+    })
+}
+
+/// A Xero access token for `secret` and the tenant id of the spec's organisation among the
+/// connections it reaches. The connections are asked on every apply (not cached): the call
+/// also proves that the access token still reaches the organisation, so a revoked connection is
+/// reported as such instead of as failed refreshes. Applies happen a few times a day.
+/// Errors come with whether the access token was a cached one.
+async fn xero_organisation(
+    session: &Session<'_>,
+    secret: &XeroSecretRef,
+) -> Result<(XeroAccessToken, String), (StepError, bool)> {
+    let xero = session
+        .services
+        .xero
+        .access_token(secret, MIN_TOKEN_VALIDITY)
+        .await
+        .map_err(|err| (StepError::Call(err), false))?;
+    let cached = !xero.exchanged;
+    let connections = session
+        .services
+        .connections
+        .list(&xero.access_token)
+        .await
+        .map_err(|err| (StepError::Call(err), cached))?;
+    let tenant_id = find_organisation(&connections, &session.spec.organisation)
+        .map_err(|err| (StepError::Call(err), cached))?
+        .tenant_id
+        .clone();
+    Ok((xero, tenant_id))
+}
+
+/// Whether Xero's answer may mean that the grant behind the access token was revoked.
+fn is_about_the_grant(err: &StepError) -> bool {
+    matches!(
+        err,
+        StepError::Call(err) if matches!(
+            err.category(),
+            ErrorCategory::OrganisationNotFound
+                | ErrorCategory::Unauthorized
+                | ErrorCategory::Forbidden
+        )
+    )
 }
 
 /// The gateway and datasource ids of the dataset's Xero datasource, remembered between

@@ -23,20 +23,65 @@ pub(crate) enum StepError {
     Finding(Failure),
 }
 
-/// The failure of `err` and when to look again.
-pub(crate) fn failure_of(err: &StepError, timing: Timing) -> (Failure, Duration) {
+/// Where a person acts when the chain needs one: the Xero Secret to sign in again into, and the
+/// dataset's settings page in the Power BI service.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Advice {
+    pub namespace: String,
+    pub xero_secret: String,
+    /// The dataset's settings page, once the dataset is known.
+    pub dataset_settings: Option<String>,
+}
+
+impl Advice {
+    /// What to do about a failure of `reason`, one step away.
+    fn for_reason(&self, reason: Reason) -> Option<String> {
+        let login = format!(
+            "`xero-operator xero-login --secret {} -n {}`",
+            self.xero_secret, self.namespace
+        );
+        let settings = self.dataset_settings.as_deref();
+        match reason {
+            Reason::XeroRefreshTokenRejected => Some(format!(
+                "sign in to Xero again with {login}; it writes a new refresh token to the Secret and the operator recovers within seconds"
+            )),
+            Reason::XeroAppRejected => Some(format!(
+                "check clientId and clientSecret in Secret {}/{} against the Xero app at developer.xero.com, then sign in with {login}",
+                self.namespace, self.xero_secret
+            )),
+            Reason::CredentialsRejected => Some(match settings {
+                Some(url) => format!(
+                    "open the dataset's settings at {url}, edit the Xero data source's credentials and sign in; or sign in again with {login}"
+                ),
+                None => format!("sign in to Xero again with {login}"),
+            }),
+            Reason::PowerBIForbidden => Some(match settings {
+                Some(url) => format!(
+                    "make the operator's principal the dataset's owner (Take over at {url}) or set spec.powerBI.takeOver: true"
+                ),
+                None => "make the operator's principal a Member or Admin of the workspace and the dataset's owner, or set spec.powerBI.takeOver: true".into(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The failure of `err`, with what a person must do when one must, and when to look again.
+pub(crate) fn failure_of(err: &StepError, timing: Timing, advice: &Advice) -> (Failure, Duration) {
+    let (mut failure, wait) = classify(err, timing);
+    if let Some(todo) = advice.for_reason(failure.reason) {
+        failure.message = format!("{}; {todo}", failure.message);
+    }
+    (failure, wait)
+}
+
+fn classify(err: &StepError, timing: Timing) -> (Failure, Duration) {
     let err = match err {
         StepError::Call(err) => err,
         StepError::Finding(failure) => return (failure.clone(), timing.resync_interval),
     };
     let (reason, needs_human) = reason_of(err.category(), err.service());
-    let message = match reason {
-        Reason::XeroRefreshTokenRejected => format!(
-            "{}; sign in to Xero again with `xero-operator xero-login` to write a new refresh token to the Secret",
-            err.message()
-        ),
-        _ => err.message().to_owned(),
-    };
+    let message = err.message().to_owned();
     let wait = if needs_human {
         timing.resync_interval
     } else {
@@ -58,9 +103,8 @@ pub(crate) fn reason_of(category: ErrorCategory, service: Option<Service>) -> (R
     use ErrorCategory as C;
     use Service as S;
     match (category, service) {
-        (C::XeroRefreshTokenRejected | C::XeroClientRejected, _) => {
-            (Reason::XeroRefreshTokenRejected, true)
-        }
+        (C::XeroRefreshTokenRejected, _) => (Reason::XeroRefreshTokenRejected, true),
+        (C::XeroClientRejected, _) => (Reason::XeroAppRejected, true),
         (C::SecretNotFound, _) => (Reason::SecretNotFound, true),
         (C::SecretKeyMissing, _) => (Reason::SecretKeyMissing, true),
         (C::OrganisationNotFound, _) => (Reason::OrganisationNotFound, true),
@@ -111,7 +155,7 @@ mod tests {
             (
                 S::XeroIdentity,
                 C::XeroClientRejected,
-                Reason::XeroRefreshTokenRejected,
+                Reason::XeroAppRejected,
                 true,
             ),
             (
@@ -183,7 +227,7 @@ mod tests {
             (S::Kubernetes, C::Conflict, Reason::ApiUnavailable, false),
         ];
         for (service, category, reason, needs_human) in table {
-            let (failure, wait) = failure_of(&call(service, category), TIMING);
+            let (failure, wait) = failure_of(&call(service, category), TIMING, &Advice::default());
             assert_eq!(
                 (failure.reason, failure.needs_human),
                 (reason, needs_human),
@@ -199,6 +243,7 @@ mod tests {
         let (failure, _) = failure_of(
             &StepError::Call(ClientError::invalid_endpoint("bad URL")),
             TIMING,
+            &Advice::default(),
         );
         assert_eq!(failure.reason, Reason::InvalidSpec);
     }
@@ -211,22 +256,48 @@ mod tests {
                     .with_retry_after(Some(Duration::from_secs(seconds))),
             )
         };
-        assert_eq!(failure_of(&throttled(0), TIMING).1, Duration::from_secs(1));
         assert_eq!(
-            failure_of(&throttled(3000), TIMING).1,
+            failure_of(&throttled(0), TIMING, &Advice::default()).1,
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            failure_of(&throttled(3000), TIMING, &Advice::default()).1,
             Duration::from_secs(3000)
         );
-        assert_eq!(failure_of(&throttled(86_400), TIMING).1, MAX_RETRY_AFTER);
+        assert_eq!(
+            failure_of(&throttled(86_400), TIMING, &Advice::default()).1,
+            MAX_RETRY_AFTER
+        );
 
+        let advice = Advice {
+            namespace: "finance".into(),
+            xero_secret: "xero-app".into(),
+            dataset_settings: Some("https://app.powerbi.com/groups/w/settings/datasets/d".into()),
+        };
         let (failure, _) = failure_of(
             &call(
                 Service::XeroIdentity,
                 ErrorCategory::XeroRefreshTokenRejected,
             ),
             TIMING,
+            &advice,
         );
         assert!(
-            failure.message.contains("xero-operator xero-login"),
+            failure
+                .message
+                .contains("`xero-operator xero-login --secret xero-app -n finance`"),
+            "{}",
+            failure.message
+        );
+        let (failure, _) = failure_of(
+            &call(Service::PowerBi, ErrorCategory::Forbidden),
+            TIMING,
+            &advice,
+        );
+        assert!(
+            failure
+                .message
+                .contains("Take over at https://app.powerbi.com/groups/w/settings/datasets/d"),
             "{}",
             failure.message
         );

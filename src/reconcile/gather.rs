@@ -2,7 +2,7 @@
 //! schedule, turned into the planner's observed state.
 
 use super::failure::StepError;
-use super::model::{Failure, Observed, Refresh, RefreshRecord, RefreshState, RefreshType};
+use super::model::{Failure, Hints, Observed, Refresh, RefreshRecord, RefreshState, RefreshType};
 use super::services::Session;
 use super::validate::DatasetName;
 use crate::api::{Reason, XeroDatasetStatus};
@@ -30,7 +30,7 @@ pub(super) async fn gather(
     session: &Session<'_>,
     status: Option<&XeroDatasetStatus>,
     generation: Option<i64>,
-    check_schedule: bool,
+    hints: Hints,
 ) -> Result<Gathered, StepError> {
     let token = session.powerbi_token().await?;
     let powerbi = &session.cloud.powerbi;
@@ -59,7 +59,7 @@ pub(super) async fn gather(
     let new_failure = records.first().is_some_and(|r| {
         r.refresh.state == RefreshState::Failed && Some(r.refresh.request_id.as_str()) != handled
     });
-    let schedule = if check_schedule || new_failure {
+    let schedule = if hints.check_schedule || new_failure {
         let actual = powerbi
             .refresh_schedule(&token, workspace, &dataset_id)
             .await
@@ -74,6 +74,7 @@ pub(super) async fn gather(
         observed: Observed {
             schedule,
             history: records.iter().map(|r| r.refresh.clone()).collect(),
+            secret_changed: hints.secret_changed,
         },
         records,
     })

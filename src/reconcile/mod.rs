@@ -25,8 +25,9 @@ use jiff::Timestamp;
 use kube::ResourceExt as _;
 
 use crate::api::{Reason, XeroDataset};
-use failure::{StepError, failure_of};
-use model::{Action, Failure, Outcome, Timing};
+use crate::endpoints::Cloud;
+use failure::{Advice, StepError, failure_of};
+use model::{Action, Failure, Hints, Outcome, Timing};
 use plan::plan_actions;
 pub use services::Services;
 use services::Session;
@@ -47,24 +48,27 @@ pub async fn reconcile_dataset(
     services: &Services,
     timing: Timing,
     now: Timestamp,
-    check_schedule: bool,
+    hints: Hints,
 ) -> (Outcome, Duration) {
     let outcome = Outcome {
         now,
         generation: xds.metadata.generation,
         ..Outcome::default()
     };
-    let validated = match validate::validate(xds, timing.default_credential_lead_time) {
-        Ok(v) => v,
-        Err(invalid) => {
-            let failure = Failure {
-                reason: Reason::InvalidSpec,
-                message: invalid.0,
-                needs_human: true,
-            };
-            return failed(outcome, StepError::Finding(failure), None, timing);
-        }
-    };
+    let configuration = services.configuration();
+    let validated =
+        match validate::validate(xds, timing.default_credential_lead_time, configuration) {
+            Ok(v) => v,
+            Err(invalid) => {
+                let failure = Failure {
+                    reason: Reason::InvalidSpec,
+                    message: invalid.0,
+                    needs_human: true,
+                };
+                let context = FailureContext::default();
+                return failed(outcome, StepError::Finding(failure), &context, timing);
+            }
+        };
     let mut outcome = Outcome {
         handled_reconcile: validated.reconcile_requested.clone(),
         ..outcome
@@ -74,12 +78,19 @@ pub async fn reconcile_dataset(
         outcome.suspended = true;
         return (outcome, timing.resync_interval);
     }
-    let refresh_request = validated.desired.refresh_requested.clone();
+    let namespace = xds.namespace().unwrap_or_default();
+    let mut context = FailureContext {
+        refresh_request: validated.desired.refresh_requested.clone(),
+        advice: Advice {
+            namespace: namespace.clone(),
+            xero_secret: validated.xero_secret.name.clone(),
+            dataset_settings: None,
+        },
+    };
     let cloud = match services.cloud(validated.cloud) {
         Ok(cloud) => cloud,
-        Err(err) => return failed(outcome, StepError::Call(err), refresh_request, timing),
+        Err(err) => return failed(outcome, StepError::Call(err), &context, timing),
     };
-    let namespace = xds.namespace().unwrap_or_default();
     let session = Session {
         services,
         cloud,
@@ -87,11 +98,14 @@ pub async fn reconcile_dataset(
         spec: &validated,
     };
     let status = xds.status.as_ref();
-    let gathered =
-        match gather::gather(&session, status, xds.metadata.generation, check_schedule).await {
-            Ok(g) => g,
-            Err(err) => return failed(outcome, err, refresh_request, timing),
-        };
+    let gathered = match gather::gather(&session, status, xds.metadata.generation, hints).await {
+        Ok(g) => g,
+        Err(err) => return failed(outcome, err, &context, timing),
+    };
+    context.advice.dataset_settings = Some(
+        Cloud::from(validated.cloud)
+            .dataset_settings_url(&validated.workspace_id, &gathered.dataset_id),
+    );
     outcome.dataset_id = Some(gathered.dataset_id.clone());
     outcome.dataset_name = Some(gathered.dataset_name.clone());
     outcome.schedule_checked = gathered.observed.schedule.is_some();
@@ -109,9 +123,17 @@ pub async fn reconcile_dataset(
     match executed.error {
         // The plan's wake-ups assumed its actions would succeed (a poll of the refresh it meant
         // to start, say); after a failure the failure decides when to try again.
-        Some(err) => failed(outcome, err, refresh_request, timing),
+        Some(err) => failed(outcome, err, &context, timing),
         None => (outcome, plan.requeue_after),
     }
+}
+
+/// What a failure of this reconcile must tell: the refresh request it answers, and where a
+/// person acts.
+#[derive(Default)]
+struct FailureContext {
+    refresh_request: Option<String>,
+    advice: Advice,
 }
 
 /// Records a failure. A refresh request that cannot be served until a human acts is answered
@@ -119,12 +141,12 @@ pub async fn reconcile_dataset(
 fn failed(
     mut outcome: Outcome,
     err: StepError,
-    refresh_request: Option<String>,
+    context: &FailureContext,
     timing: Timing,
 ) -> (Outcome, Duration) {
-    let (failure, wait) = failure_of(&err, timing);
+    let (failure, wait) = failure_of(&err, timing, &context.advice);
     if failure.needs_human {
-        outcome.refused_request = refresh_request;
+        outcome.refused_request = context.refresh_request.clone();
     }
     outcome.failure = Some(failure);
     (outcome, wait)

@@ -23,6 +23,15 @@ pub struct Timing {
     pub default_credential_lead_time: Duration,
 }
 
+/// What the controller knows beyond the object itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hints {
+    /// Read Power BI's schedule this time (a spec change, or the resync is due).
+    pub check_schedule: bool,
+    /// Someone changed a Secret the dataset references since its last reconcile.
+    pub secret_changed: bool,
+}
+
 /// What the user asked for, validated.
 #[derive(Debug, Clone)]
 pub struct Desired {
@@ -37,6 +46,9 @@ pub struct Desired {
     pub suspend: bool,
     /// A new value of the refresh-requested-at annotation not handled yet.
     pub refresh_requested: Option<String>,
+    /// The spec generation and the operator's configuration, as one word: the whole chain is
+    /// checked again when it changes.
+    pub fingerprint: String,
 }
 
 /// How a refresh started, as Power BI reports it.
@@ -78,6 +90,8 @@ pub struct Observed {
     pub schedule: Option<RefreshSchedule>,
     /// The refresh history, newest first.
     pub history: Vec<Refresh>,
+    /// Someone changed a referenced Secret since the last reconcile.
+    pub secret_changed: bool,
 }
 
 /// One refresh history entry with its error, as the status shows it.
@@ -98,6 +112,9 @@ pub struct Memory {
     pub last_attempt: Option<Timestamp>,
     /// When credentials were last applied to the datasource.
     pub credentials_applied: Option<Timestamp>,
+    /// The fingerprint ([`Desired::fingerprint`]) the whole chain last passed for; `None`
+    /// after a failure of the chain.
+    pub verified_for: Option<String>,
 }
 
 /// Why credentials are applied.
@@ -107,6 +124,10 @@ pub enum ApplyReason {
     BeforeSlot(Timestamp),
     /// Right before a refresh the operator triggers.
     BeforeRefresh,
+    /// To check the whole chain (Power BI token, dataset, Xero exchange, organisation,
+    /// datasource, Power BI accepting the credentials): the spec, a Secret or the operator's
+    /// configuration changed, the last check failed, or a day passed.
+    CheckChain,
 }
 
 /// Why the operator triggers a refresh.

@@ -25,6 +25,8 @@ const SLOT_WATCH: SignedDuration = SignedDuration::from_hours(1);
 /// A refresh reported running for longer than this is stuck, not running: Power BI times
 /// refreshes out after 2 hours on shared capacity and 5 hours on Premium.
 const MAX_REFRESH_RUN: SignedDuration = SignedDuration::from_hours(6);
+/// The chain is checked at least this often, even when nothing changed.
+const CHAIN_CHECK_INTERVAL: SignedDuration = SignedDuration::from_hours(24);
 /// The longest wait between two polls of a running refresh.
 const MAX_POLL: Duration = Duration::from_secs(300);
 
@@ -72,13 +74,21 @@ pub fn plan_actions(
     {
         actions.push(Action::UpdateSchedule(update));
     }
-    if let Some(reason) = recovery.trigger.clone() {
-        actions.push(Action::ApplyCredentials(ApplyReason::BeforeRefresh));
-        actions.push(Action::TriggerRefresh(reason));
-        memory.credentials_applied = Some(now);
+    let apply = if recovery.trigger.is_some() {
+        Some(ApplyReason::BeforeRefresh)
     } else if let Some(slot) = credentials_due_before(&slots, &memory) {
-        actions.push(Action::ApplyCredentials(ApplyReason::BeforeSlot(slot)));
+        Some(ApplyReason::BeforeSlot(slot))
+    } else {
+        chain_check_due(desired, observed, &memory, now).then_some(ApplyReason::CheckChain)
+    };
+    if let Some(why) = apply {
+        // Applying credentials exercises the whole chain, whatever the reason.
+        actions.push(Action::ApplyCredentials(why));
         memory.credentials_applied = Some(now);
+        memory.verified_for = Some(desired.fingerprint.clone());
+    }
+    if let Some(reason) = recovery.trigger.clone() {
+        actions.push(Action::TriggerRefresh(reason));
     }
 
     let requeue_after = next_wakeup(&slots, running, &recovery, timing, now, tomorrow);
@@ -268,6 +278,22 @@ fn decide_recovery(
         trigger: Some(TriggerReason::RecoverFailure { request_id }),
         ..Recovery::default()
     }
+}
+
+/// Whether the whole chain must be checked now: a referenced Secret changed, the spec or the
+/// operator's configuration changed since the last check passed (or it failed), or the last
+/// check is a day old. What is wrong shows at once rather than at the next slot.
+fn chain_check_due(
+    desired: &Desired,
+    observed: &Observed,
+    memory: &Memory,
+    now: Timestamp,
+) -> bool {
+    observed.secret_changed
+        || memory.verified_for.as_deref() != Some(desired.fingerprint.as_str())
+        || memory
+            .credentials_applied
+            .is_none_or(|applied| now.duration_since(applied) >= CHAIN_CHECK_INTERVAL)
 }
 
 /// The upcoming slot, when its credential window is open and no credentials were applied in it.

@@ -35,8 +35,12 @@ fn desired_in(times: &[&str], zone: &str) -> Desired {
         backoff_max: Duration::from_secs(7200),
         suspend: false,
         refresh_requested: None,
+        fingerprint: FINGERPRINT.into(),
     }
 }
+
+/// The desired state's generation and configuration.
+const FINGERPRINT: &str = "1-00000000000000aa";
 
 fn refresh(id: &str, kind: RefreshType, state: RefreshState, start: &str) -> Refresh {
     Refresh {
@@ -65,11 +69,22 @@ fn observed(desired: &Desired, history: Vec<Refresh>) -> Observed {
     Observed {
         schedule: Some(desired.schedule.clone()),
         history,
+        secret_changed: false,
     }
 }
 
+/// Plans with the chain verified for the desired fingerprint (an hour ago, unless the memory
+/// says when credentials were applied), so that each situation shows its own decision only;
+/// the chain check has tests of its own.
 fn plan(desired: &Desired, observed: &Observed, memory: &Memory, now: &str) -> Plan {
-    plan_actions(desired, observed, memory, TIMING, ts(now))
+    let memory = Memory {
+        verified_for: (memory.verified_for.clone()).or_else(|| Some(desired.fingerprint.clone())),
+        credentials_applied: memory
+            .credentials_applied
+            .or_else(|| ts(now).checked_sub(SignedDuration::from_hours(1)).ok()),
+        ..memory.clone()
+    };
+    plan_actions(desired, observed, &memory, TIMING, ts(now))
 }
 
 fn triggered(plan: &Plan) -> Option<&TriggerReason> {
@@ -145,6 +160,7 @@ fn failure_already_handled_is_not_retried() {
         attempts: 1,
         last_attempt: Some(ts("2026-11-25T08:59:00Z")),
         credentials_applied: Some(ts("2026-11-25T08:59:00Z")),
+        verified_for: Some(FINGERPRINT.into()),
     };
     let p = plan(
         &d,
@@ -206,6 +222,7 @@ fn attempts_exhausted_for_the_day_stop_recovery_until_midnight() {
         attempts: 3,
         last_attempt: Some(ts("2026-11-25T08:00:00Z")),
         credentials_applied: None,
+        verified_for: None,
     };
     let p = plan(
         &d,
@@ -318,6 +335,7 @@ fn backoff_not_over_waits_until_it_ends() {
         attempts: 2,
         last_attempt: Some(ts("2026-11-25T08:55:00Z")),
         credentials_applied: Some(ts("2026-11-25T08:55:00Z")),
+        verified_for: None,
     };
     // After 2 attempts the wait is 10 minutes: until 09:05.
     let p = plan(
@@ -342,6 +360,7 @@ fn backoff_over_retries() {
         attempts: 1,
         last_attempt: Some(ts("2026-11-25T08:50:00Z")),
         credentials_applied: Some(ts("2026-11-25T08:50:00Z")),
+        verified_for: None,
     };
     let p = plan(
         &d,
@@ -362,6 +381,7 @@ fn backoff_is_capped_at_max() {
         attempts: 10,
         last_attempt: Some(ts("2026-11-25T07:30:00Z")),
         credentials_applied: None,
+        verified_for: None,
     };
     let p = plan(
         &d,
@@ -383,6 +403,7 @@ fn success_resets_attempts() {
         attempts: 2,
         last_attempt: Some(ts("2026-11-25T08:00:00Z")),
         credentials_applied: None,
+        verified_for: None,
     };
     let p = plan(
         &d,
@@ -409,6 +430,7 @@ fn a_new_day_starts_a_fresh_attempt_count() {
         attempts: 3,
         last_attempt: Some(ts("2026-11-24T22:00:00Z")),
         credentials_applied: None,
+        verified_for: None,
     };
     let p = plan(
         &d,
@@ -430,6 +452,7 @@ fn the_local_day_of_the_schedule_zone_decides_the_attempt_count() {
         attempts: 3,
         last_attempt: Some(ts("2026-11-24T23:00:00Z")),
         credentials_applied: None,
+        verified_for: None,
     };
     let history = vec![failed("f4", "2026-11-24T23:01:00Z")];
     let p = plan(
@@ -450,6 +473,7 @@ fn drift_in_days_is_fixed() {
     let mut actual = d.schedule.clone();
     actual.days.remove(&crate::api::DayOfWeek::Friday);
     let o = Observed {
+        secret_changed: false,
         schedule: Some(actual),
         history: vec![completed("a", "2026-11-25T06:01:00Z")],
     };
@@ -499,6 +523,7 @@ fn schedule_switched_off_by_power_bi_is_switched_back_on() {
     let p = plan(
         &d,
         &Observed {
+            secret_changed: false,
             schedule: Some(actual),
             history,
         },
@@ -532,6 +557,7 @@ fn a_disabled_desired_schedule_sends_only_the_disable() {
     let p = plan(
         &d,
         &Observed {
+            secret_changed: false,
             schedule: Some(off),
             history: vec![],
         },
@@ -546,6 +572,7 @@ fn a_disabled_desired_schedule_sends_only_the_disable() {
 fn schedule_not_read_this_time_is_not_drift() {
     let d = desired();
     let o = Observed {
+        secret_changed: false,
         schedule: None,
         history: vec![completed("a", "2026-11-25T06:01:00Z")],
     };
@@ -611,6 +638,7 @@ fn after_a_slot_the_outcome_is_watched_until_the_refresh_shows_up() {
     let o = observed(&d, vec![completed("a", "2026-11-25T06:01:00Z")]);
     let memory = Memory {
         credentials_applied: Some(ts("2026-11-25T12:20:00Z")),
+        verified_for: None,
         ..Memory::default()
     };
     let p = plan(&d, &o, &memory, "2026-11-25T12:30:05Z");
@@ -725,6 +753,7 @@ fn suspended_dataset_plans_nothing_even_with_a_failure_or_request() {
     let mut actual = d.schedule.clone();
     actual.enabled = false;
     let o = Observed {
+        secret_changed: false,
         schedule: Some(actual),
         history: vec![failed("f1", "2026-11-25T06:01:00Z")],
     };
@@ -777,6 +806,7 @@ fn drift_fix_comes_before_recovery_in_the_same_plan() {
     let mut actual = d.schedule.clone();
     actual.enabled = false;
     let o = Observed {
+        secret_changed: false,
         schedule: Some(actual),
         history: vec![failed("f1", "2026-11-25T06:01:00Z")],
     };
@@ -842,4 +872,128 @@ fn recovery_waits_for_a_scheduled_refresh_that_is_due() {
         "2026-11-25T12:46:00Z",
     );
     assert_eq!(p.actions, recover("f1"));
+}
+
+// The whole chain (Power BI, dataset, Xero, organisation, datasource) is checked by applying
+// credentials whenever what it depends on changed, after it failed, and at least daily.
+
+fn chain_checked(plan: &Plan) -> bool {
+    plan.actions
+        .contains(&Action::ApplyCredentials(ApplyReason::CheckChain))
+}
+
+#[test]
+fn a_new_generation_or_configuration_checks_the_chain_at_once() {
+    let d = desired();
+    let o = observed(&d, vec![completed("c", "2026-11-25T06:01:00Z")]);
+    let verified = Memory {
+        credentials_applied: Some(ts("2026-11-25T06:00:00Z")),
+        verified_for: Some(FINGERPRINT.into()),
+        ..Memory::default()
+    };
+    let quiet = plan_actions(&d, &o, &verified, TIMING, ts(MIDDAY));
+    assert!(quiet.actions.is_empty(), "{quiet:?}");
+
+    for memory in [
+        Memory {
+            verified_for: Some("2-00000000000000aa".into()),
+            ..verified.clone()
+        },
+        Memory {
+            verified_for: Some("1-00000000000000bb".into()),
+            ..verified.clone()
+        },
+        // A failed check, or a status from before checks existed.
+        Memory {
+            verified_for: None,
+            ..verified.clone()
+        },
+    ] {
+        let p = plan_actions(&d, &o, &memory, TIMING, ts(MIDDAY));
+        assert!(chain_checked(&p), "{memory:?}: {p:?}");
+        assert_eq!(p.memory.verified_for.as_deref(), Some(FINGERPRINT));
+        assert_eq!(p.memory.credentials_applied, Some(ts(MIDDAY)));
+    }
+}
+
+#[test]
+fn a_changed_secret_checks_the_chain_and_a_quiet_day_does_too() {
+    let d = desired();
+    let mut o = observed(&d, vec![completed("c", "2026-11-25T06:01:00Z")]);
+    let verified = Memory {
+        credentials_applied: Some(ts("2026-11-25T06:00:00Z")),
+        verified_for: Some(FINGERPRINT.into()),
+        ..Memory::default()
+    };
+    o.secret_changed = true;
+    assert!(chain_checked(&plan_actions(
+        &d,
+        &o,
+        &verified,
+        TIMING,
+        ts(MIDDAY)
+    )));
+    o.secret_changed = false;
+    // Saturday: no slot since Friday's, so no credentials applied for a day.
+    let saturday = "2026-11-28T13:00:00Z";
+    let since_friday = Memory {
+        credentials_applied: Some(ts("2026-11-27T12:20:00Z")),
+        ..verified.clone()
+    };
+    assert!(chain_checked(&plan_actions(
+        &d,
+        &o,
+        &since_friday,
+        TIMING,
+        ts(saturday)
+    )));
+    let this_morning = Memory {
+        credentials_applied: Some(ts("2026-11-28T09:00:00Z")),
+        ..verified
+    };
+    assert!(!chain_checked(&plan_actions(
+        &d,
+        &o,
+        &this_morning,
+        TIMING,
+        ts(saturday)
+    )));
+}
+
+#[test]
+fn applying_credentials_for_a_slot_or_a_refresh_is_the_check() {
+    let d = desired();
+    // In the 12:30 slot's window: credentials for the slot, no second apply.
+    let o = observed(&d, vec![completed("c", "2026-11-25T06:01:00Z")]);
+    let p = plan_actions(
+        &d,
+        &o,
+        &Memory::default(),
+        TIMING,
+        ts("2026-11-25T12:25:00Z"),
+    );
+    assert_eq!(
+        p.actions,
+        [Action::ApplyCredentials(ApplyReason::BeforeSlot(ts(
+            "2026-11-25T12:30:00Z"
+        )))]
+    );
+    assert_eq!(p.memory.verified_for.as_deref(), Some(FINGERPRINT));
+    // A recovery: one apply, before the refresh.
+    let o = observed(&d, vec![failed("f1", "2026-11-25T06:01:00Z")]);
+    let p = plan_actions(&d, &o, &Memory::default(), TIMING, ts(MIDDAY));
+    assert_eq!(p.actions, recover("f1"));
+    assert_eq!(p.memory.verified_for.as_deref(), Some(FINGERPRINT));
+}
+
+#[test]
+fn a_suspended_dataset_checks_nothing() {
+    let mut d = desired();
+    d.suspend = true;
+    let o = observed(&d, vec![]);
+    assert!(
+        plan_actions(&d, &o, &Memory::default(), TIMING, ts(MIDDAY))
+            .actions
+            .is_empty()
+    );
 }

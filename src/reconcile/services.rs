@@ -38,6 +38,8 @@ pub struct Services {
     /// Power BI service principal Secrets by (namespace, name), read once for all the datasets
     /// that share one; forgotten when the Secret changes.
     pub(super) powerbi_secrets: Memo<(String, String), crate::secret_store::SecretValues>,
+    /// Identifies the endpoint configuration: the chain is checked again when it changes.
+    configuration: u64,
 }
 
 /// Values remembered for a while: what rarely changes and would cost a call each time.
@@ -131,6 +133,17 @@ impl Services {
             secrets,
             datasources: Memo::new(std::time::Duration::from_secs(6 * 3600)),
             powerbi_secrets: Memo::new(std::time::Duration::from_secs(300)),
+            configuration: fnv1a(
+                [
+                    urls.powerbi_api.as_str(),
+                    urls.authority_host.as_str(),
+                    &urls.powerbi_scope,
+                    urls.xero_identity.as_str(),
+                    urls.xero_api.as_str(),
+                ]
+                .join(" ")
+                .as_bytes(),
+            ),
         })
     }
 
@@ -144,6 +157,11 @@ impl Services {
         self
     }
 
+    /// Identifies the operator's endpoint configuration (stable across restarts and versions).
+    pub fn configuration(&self) -> u64 {
+        self.configuration
+    }
+
     /// Forgets what was read from the Secret `namespace/name` (it changed).
     pub fn forget_secret(&self, namespace: &str, name: &str) {
         self.powerbi_secrets
@@ -155,6 +173,14 @@ impl Services {
             .get(&Cloud::from(cloud))
             .ok_or_else(|| ClientError::invalid_endpoint("no clients for the dataset's cloud"))
     }
+}
+
+/// FNV-1a, 64 bits: a hash that stays the same across Rust versions, unlike std's hasher, so
+/// that a fingerprint written into a status still matches after an upgrade.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// What one reconcile works with.

@@ -42,9 +42,11 @@ pub struct ValidatedSpec {
 pub struct InvalidSpec(pub String);
 
 /// Checks the spec of `xds` and reads the request annotations not yet handled.
+/// `configuration` identifies the operator's configuration (its endpoints) for the fingerprint.
 pub fn validate(
     xds: &XeroDataset,
     default_lead_time: Duration,
+    configuration: u64,
 ) -> Result<ValidatedSpec, InvalidSpec> {
     let spec = &xds.spec;
     let dataset = match spec.dataset.selector() {
@@ -114,6 +116,10 @@ pub fn validate(
             backoff_max,
             suspend: spec.suspend,
             refresh_requested,
+            fingerprint: format!(
+                "{}-{configuration:016x}",
+                xds.metadata.generation.unwrap_or(0)
+            ),
         },
         reconcile_requested,
     })
@@ -128,7 +134,7 @@ mod tests {
     use super::*;
 
     fn validate_default(xds: &XeroDataset) -> Result<ValidatedSpec, InvalidSpec> {
-        validate(xds, Duration::from_secs(600))
+        validate(xds, Duration::from_secs(600), 0xfeed)
     }
 
     fn dataset(yaml: &str) -> XeroDataset {

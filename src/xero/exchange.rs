@@ -106,16 +106,15 @@ fn category_of(code: &BasicErrorResponseType) -> ErrorCategory {
     }
 }
 
-/// Tells the human what to do about the errors only a human can fix.
+/// Says what Xero's refusal means; what a person must do, with the exact Secret and command,
+/// is the operator's to add (`reconcile::failure::Advice`).
 fn with_hint(error: ClientError) -> ClientError {
     match error.category() {
-        ErrorCategory::XeroRefreshTokenRejected => error.with_message_suffix(
-            "; the refresh token expired, was revoked or was superseded: sign in to Xero again \
-             with `xero-operator xero-login`",
-        ),
-        ErrorCategory::XeroClientRejected => error.with_message_suffix(
-            "; check the Xero app's client id and client secret in the Secret",
-        ),
+        ErrorCategory::XeroRefreshTokenRejected => {
+            error.with_message_suffix("; the refresh token expired, was revoked or was superseded")
+        }
+        ErrorCategory::XeroClientRejected => error
+            .with_message_suffix("; Xero does not accept the app's client id and client secret"),
         _ => error,
     }
 }

@@ -85,8 +85,12 @@ pub struct XeroAccessToken {
     pub expires_at: Timestamp,
     /// When the refresh token it came with was written to the Secret.
     pub refresh_token_rotated_at: Timestamp,
+    /// Whether this call exchanged it (rather than handing out the cached one).
+    pub exchanged: bool,
     renew_at: Instant,
     lifetime: Duration,
+    /// The Secret's version (see [`XeroTokenRotation::secret_changed`]) it was issued for.
+    epoch: u64,
 }
 
 impl XeroAccessToken {
@@ -98,8 +102,10 @@ impl XeroAccessToken {
             access_token: tokens.access_token.clone(),
             expires_at,
             refresh_token_rotated_at: rotated_at,
+            exchanged: true,
             renew_at: requested_at + tokens.expires_in,
             lifetime: tokens.expires_in,
+            epoch: 0,
         }
     }
 
@@ -144,6 +150,17 @@ struct Rejection {
     error: ClientError,
 }
 
+/// What the rotation knows of a Secret's versions.
+#[derive(Default)]
+struct SecretVersion {
+    /// The resourceVersion after the rotation's last write.
+    written: Option<String>,
+    /// The rotation time of a write under way.
+    writing: Option<String>,
+    /// Counts changes by someone else.
+    epoch: u64,
+}
+
 /// The state of one Secret; its lock makes exchanges single-flight.
 #[derive(Default)]
 struct SecretState {
@@ -165,6 +182,10 @@ pub struct XeroTokenRotation<S = SecretStore> {
     endpoint: XeroTokenEndpoint,
     secrets: S,
     states: Mutex<HashMap<XeroSecretRef, Arc<tokio::sync::Mutex<SecretState>>>>,
+    /// Per Secret (namespace, name): the resourceVersion of the rotation's own last write, and
+    /// how many times someone else changed it. A cached access token serves only the version
+    /// it was issued for: after a new sign-in the next call exchanges the new refresh token.
+    versions: Mutex<HashMap<(String, String), SecretVersion>>,
     before_secret_write: Option<BeforeSecretWrite>,
     exchange_observer: Option<ExchangeObserver>,
 }
@@ -182,6 +203,7 @@ impl<S: SecretAccess> XeroTokenRotation<S> {
             endpoint: XeroTokenEndpoint::new(http, identity_url, retry)?,
             secrets,
             states: Mutex::new(HashMap::new()),
+            versions: Mutex::new(HashMap::new()),
             before_secret_write: None,
             exchange_observer: None,
         })
@@ -216,17 +238,77 @@ impl<S: SecretAccess> XeroTokenRotation<S> {
         // Held across the exchange and the write: concurrent callers for this Secret wait and
         // then share the result.
         let mut state = state.lock().await;
+        let epoch = self.epoch(secret);
         if let Some(token) = state
             .access
             .as_ref()
-            .filter(|token| token.lasts(min_validity))
+            .filter(|token| token.epoch == epoch && token.lasts(min_validity))
         {
-            return Ok(token.clone());
+            return Ok(XeroAccessToken {
+                exchanged: false,
+                ..token.clone()
+            });
         }
         state.access = None;
-        let token = self.rotate(secret, &mut state).await?;
+        let mut token = self.rotate(secret, &mut state).await?;
+        token.epoch = epoch;
         state.access = Some(token.clone());
         Ok(token)
+    }
+
+    /// Tells the rotation that the Secret `namespace/name` now has `resource_version` and the
+    /// rotation-time annotation `rotated_at`. Returns true when someone else changed it (a new
+    /// sign-in, an edit): the access tokens cached from it are then no longer handed out. The
+    /// rotation's own writes return false: the version its write returned, or, while the write's
+    /// answer is still on its way, the rotation time it wrote.
+    pub fn secret_changed(
+        &self,
+        namespace: &str,
+        name: &str,
+        resource_version: &str,
+        rotated_at: Option<&str>,
+    ) -> bool {
+        let mut versions = self.versions.lock().unwrap_or_else(PoisonError::into_inner);
+        let version = versions
+            .entry((namespace.to_owned(), name.to_owned()))
+            .or_default();
+        let own = version.written.as_deref() == Some(resource_version)
+            || (version.writing.is_some() && version.writing.as_deref() == rotated_at);
+        if !own {
+            version.epoch += 1;
+        }
+        !own
+    }
+
+    fn epoch(&self, secret: &XeroSecretRef) -> u64 {
+        let versions = self.versions.lock().unwrap_or_else(PoisonError::into_inner);
+        versions
+            .get(&(secret.namespace.clone(), secret.name.clone()))
+            .map_or(0, |v| v.epoch)
+    }
+
+    /// Records that the rotation is about to write the Secret with the rotation time `rotated_at`.
+    fn writing(&self, secret: &XeroSecretRef, rotated_at: &str) {
+        self.with_version(secret, |v| v.writing = Some(rotated_at.to_owned()));
+    }
+
+    /// Records the end of the rotation's write: the version it returned, if it succeeded.
+    fn wrote(&self, secret: &XeroSecretRef, resource_version: Option<String>) {
+        self.with_version(secret, |v| {
+            v.writing = None;
+            if resource_version.is_some() {
+                v.written = resource_version;
+            }
+        });
+    }
+
+    fn with_version(&self, secret: &XeroSecretRef, change: impl FnOnce(&mut SecretVersion)) {
+        let mut versions = self.versions.lock().unwrap_or_else(PoisonError::into_inner);
+        change(
+            versions
+                .entry((secret.namespace.clone(), secret.name.clone()))
+                .or_default(),
+        );
     }
 
     /// Forgets the cached access token of `secret`, for example after Xero answered 401 to it;
@@ -268,16 +350,18 @@ impl<S: SecretAccess> XeroTokenRotation<S> {
                 hook(secret).await;
             }
             let rotated_at = Timestamp::now();
+            self.writing(secret, &rotated_at.to_string());
             let write = SecretWrite {
                 resource_version: values.resource_version(),
                 data: vec![(secret.refresh_token_key.as_str(), &tokens.refresh_token)],
                 annotations: vec![(ROTATED_AT_ANNOTATION, rotated_at.to_string())],
             };
-            match self
+            let written = self
                 .secrets
                 .write(&secret.namespace, &secret.name, write)
-                .await
-            {
+                .await;
+            self.wrote(secret, written.as_ref().ok().cloned());
+            match written {
                 Ok(_) => {
                     tracing::info!(secret = %secret, %rotated_at, "rotated the Xero refresh token");
                     return Ok(XeroAccessToken::issued(&tokens, requested_at, rotated_at));

@@ -71,6 +71,11 @@ pub(super) fn action_events(outcome: &Outcome) -> Vec<EventSpec> {
                 format!("applied fresh Xero credentials before the scheduled refresh at {slot}"),
                 Some(slot.to_string()),
             ),
+            Action::ApplyCredentials(ApplyReason::CheckChain) => EventSpec::normal(
+                Reason::CredentialsApplied,
+                "applied fresh Xero credentials to check the whole chain: Power BI, the dataset, Xero, the organisation and the datasource work together".into(),
+                None,
+            ),
             Action::ApplyCredentials(ApplyReason::BeforeRefresh) => EventSpec::normal(
                 Reason::CredentialsApplied,
                 match triggered {

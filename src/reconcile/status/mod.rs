@@ -32,6 +32,10 @@ pub fn memory_from_status(status: Option<&XeroDatasetStatus>) -> Memory {
             .as_ref()
             .and_then(|c| c.last_applied_time.as_ref())
             .map(|t| t.0),
+        verified_for: status
+            .credentials
+            .as_ref()
+            .and_then(|c| c.verified_for.clone()),
     }
 }
 
@@ -131,6 +135,7 @@ fn record_plan(status: &mut XeroDatasetStatus, outcome: &Outcome) {
     if let Some(applied) = plan.memory.credentials_applied {
         credentials.last_applied_time = Some(status_time(applied));
     }
+    credentials.verified_for = plan.memory.verified_for.clone();
 }
 
 /// When the Xero access token expires and when the refresh token last rotated.
@@ -464,6 +469,7 @@ mod tests {
             attempts: 2,
             last_attempt: Some(ts("2026-11-25T08:00:00Z")),
             credentials_applied: Some(ts("2026-11-25T08:00:00Z")),
+            verified_for: Some("3-00000000000000ff".into()),
         };
         let mut p = plan(None);
         p.memory = memory.clone();

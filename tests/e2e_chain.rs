@@ -1,0 +1,237 @@
+//! Ready means the next refresh will work: the whole chain (Power BI, the dataset, its Xero
+//! datasource, the Xero token exchange, the organisation, Power BI accepting the credentials) is
+//! checked as soon as a XeroDataset is applied or a Secret changes, not at the next slot. The
+//! real operator binary against the testbed and the simulator.
+
+mod e2e_support;
+
+use std::time::Duration;
+
+use e2e_support::*;
+use kube::api::{Patch, PatchParams};
+use reqwest::Method;
+use serde_json::json;
+use xero_operator::api::Reason;
+use xero_operator::api::conditions;
+
+/// Within seconds of applying: no slot is due for days, so only the chain check can tell.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Healthy datasets (the last refresh completed) whose only slot is on Sundays at 03:00.
+fn healthy_seed(count: usize) -> serde_yaml::Value {
+    let mut seed: serde_yaml::Value =
+        serde_yaml::from_str(&many_datasets_seed(count)).expect("seed");
+    for dataset in seed["workspaces"][0]["datasets"]
+        .as_sequence_mut()
+        .expect("datasets")
+    {
+        dataset["refreshHistory"][0]["status"] = "Completed".into();
+        dataset["refreshHistory"][0]["serviceExceptionJson"] = "".into();
+        dataset["schedule"] = serde_yaml::from_str(
+            "{enabled: true, days: [Sunday], times: ['03:00'], localTimeZoneId: UTC, notifyOption: NoNotification}",
+        )
+        .expect("schedule");
+    }
+    seed
+}
+
+fn by_id(i: usize, overrides: serde_json::Value) -> serde_json::Value {
+    let mut spec = json!({
+        "dataset": {"id": dataset_id(i), "name": null},
+        "schedule": {"days": ["Sunday"], "times": ["03:00"]},
+    });
+    merge(&mut spec, overrides);
+    spec
+}
+
+fn merge(target: &mut serde_json::Value, patch: serde_json::Value) {
+    match (target, patch) {
+        (serde_json::Value::Object(target), serde_json::Value::Object(patch)) => {
+            for (key, value) in patch {
+                merge(target.entry(key).or_insert(serde_json::Value::Null), value);
+            }
+        }
+        (target, patch) => *target = patch,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_broken_link_of_the_chain_shows_at_once_with_its_own_reason() {
+    let mut seed = healthy_seed(5);
+    // Dataset 3 reads SQL, not Xero.
+    seed["workspaces"][0]["datasets"][3]["datasources"][0]["connectionDetails"] =
+        serde_yaml::from_str("{kind: Sql, server: sql.example.com, database: sales}").expect("sql");
+    seed["xero"]["refreshTokens"] = serde_yaml::from_str(
+        "[{token: initial-refresh-token}, {token: revoked-refresh-token}, {token: other-refresh-token}]",
+    )
+    .expect("tokens");
+    let mut s = Scenario::start("e2e-chain", &seed_text(&seed)).await;
+    s.admin(
+        Method::POST,
+        "xero/revoke",
+        json!({"refreshToken": "revoked-refresh-token"}),
+    )
+    .await;
+    s.create_secrets().await;
+    s.create_secret(
+        "xero-wrong-app",
+        &[
+            ("clientId", XERO_CLIENT),
+            ("clientSecret", "not-the-app-secret"),
+            ("refreshToken", "other-refresh-token"),
+        ],
+    )
+    .await;
+    s.create_secret(
+        "xero-revoked",
+        &[
+            ("clientId", XERO_CLIENT),
+            ("clientSecret", "xero-secret"),
+            ("refreshToken", "revoked-refresh-token"),
+        ],
+    )
+    .await;
+    let cases = [
+        ("healthy", by_id(0, json!({})), Reason::Reconciled),
+        (
+            "typo",
+            by_id(1, json!({"xero": {"organisation": "Demo Company"}})),
+            Reason::OrganisationNotFound,
+        ),
+        (
+            "wrong-app",
+            by_id(
+                2,
+                json!({"xero": {"credentialsSecretRef": {"name": "xero-wrong-app"}}}),
+            ),
+            Reason::XeroAppRejected,
+        ),
+        ("not-xero", by_id(3, json!({})), Reason::DatasourceNotFound),
+        (
+            "revoked",
+            by_id(
+                4,
+                json!({"xero": {"credentialsSecretRef": {"name": "xero-revoked"}}}),
+            ),
+            Reason::XeroRefreshTokenRejected,
+        ),
+    ];
+    for (name, spec, _) in &cases {
+        s.apply_dataset(&dataset_manifest(name, spec.clone())).await;
+    }
+    s.start_operator();
+    for (name, _, reason) in &cases {
+        let ready = if *reason == Reason::Reconciled {
+            "True"
+        } else {
+            "False"
+        };
+        let xds = s
+            .wait_condition(name, conditions::READY, ready, Some(reason.as_str()), WAIT)
+            .await;
+        let status = xds.status.expect("status");
+        if *reason == Reason::Reconciled {
+            // Ready only once the chain passed for this generation.
+            let verified = status
+                .credentials
+                .as_ref()
+                .and_then(|c| c.verified_for.clone())
+                .expect("verifiedFor");
+            assert!(verified.starts_with("1-"), "{verified}");
+        }
+    }
+    // The healthy one applied credentials although no slot is near, and nothing refreshed.
+    for i in 0..cases.len() {
+        let refreshes = format!(
+            "/v1.0/myorg/groups/{WORKSPACE}/datasets/{}/refreshes",
+            dataset_id(i)
+        );
+        assert_eq!(s.count("POST", &refreshes).await, 0, "{refreshes}");
+    }
+    assert_eq!(
+        s.count("PATCH", "/v1.0/myorg/gateways/").await,
+        1,
+        "only the healthy one's credentials were accepted"
+    );
+    let revoked = s.datasets().get("revoked").await.expect("read");
+    let ready = conditions::find_condition(
+        &revoked.status.as_ref().expect("status").conditions,
+        conditions::READY,
+    )
+    .expect("Ready")
+    .clone();
+    assert!(
+        ready
+            .message
+            .contains("`xero-operator xero-login --secret xero-revoked -n "),
+        "{}",
+        ready.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_grant_is_reported_as_such_and_a_new_sign_in_heals_it_within_seconds() {
+    let mut seed = healthy_seed(1);
+    seed["xero"]["refreshTokens"] =
+        serde_yaml::from_str("[{token: initial-refresh-token}, {token: spare-refresh-token}]")
+            .expect("tokens");
+    let mut s = Scenario::start("e2e-regrant", &seed_text(&seed)).await;
+    s.create_secrets().await;
+    s.apply_dataset(&dataset_manifest("regrant", by_id(0, json!({}))))
+        .await;
+    s.start_operator();
+    s.wait_condition(
+        "regrant",
+        conditions::READY,
+        "True",
+        Some(Reason::Reconciled.as_str()),
+        WAIT,
+    )
+    .await;
+
+    // The user revokes the app's access in Xero: the operator's cached access token now sees
+    // no organisation. A refresh request makes it apply credentials with that token.
+    let current = s.secret_value("xero-app", "refreshToken").await;
+    s.admin(
+        Method::POST,
+        "xero/revoke",
+        json!({"refreshToken": current}),
+    )
+    .await;
+    let annotate = json!({"metadata": {"annotations": {"xero-operator.dev/refresh-requested-at": "after-revoke"}}});
+    s.datasets()
+        .patch("regrant", &PatchParams::default(), &Patch::Merge(&annotate))
+        .await
+        .expect("annotate");
+    // Reported as the rejected sign-in it is, not as a missing organisation.
+    s.wait_condition(
+        "regrant",
+        conditions::READY,
+        "False",
+        Some(Reason::XeroRefreshTokenRejected.as_str()),
+        WAIT,
+    )
+    .await;
+
+    // A new sign-in writes a new refresh token: healed within seconds, operator still running.
+    let secret: k8s_openapi::api::core::v1::Secret =
+        serde_json::from_value(json!({"stringData": {"refreshToken": "spare-refresh-token"}}))
+            .expect("patch");
+    s.secrets()
+        .patch("xero-app", &PatchParams::default(), &Patch::Merge(&secret))
+        .await
+        .expect("patch secret");
+    s.wait_condition(
+        "regrant",
+        conditions::READY,
+        "True",
+        Some(Reason::Reconciled.as_str()),
+        WAIT,
+    )
+    .await;
+    assert_ne!(
+        s.secret_value("xero-app", "refreshToken").await,
+        "spare-refresh-token",
+        "the new sign-in's token was exchanged and rotated"
+    );
+}
