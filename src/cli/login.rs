@@ -286,22 +286,33 @@ pub async fn xero_login(args: LoginArgs) -> Result<(), CliError> {
          {REFRESH_TOKEN_KEY}."
     );
 
-    // The organisations help to fill in spec.xero.organisation; not knowing them is no failure.
-    match organisations(http, &urls, retry, &access_token).await {
+    report_organisations(&mut out, http, &urls, retry, &access_token).await;
+    Ok(())
+}
+
+/// Prints the organisations the sign-in reaches: they help to fill in spec.xero.organisation;
+/// not knowing them is no failure.
+async fn report_organisations(
+    out: &mut impl std::io::Write,
+    http: reqwest::Client,
+    urls: &LoginUrls,
+    retry: RetryPolicy,
+    access_token: &SecretString,
+) {
+    match organisations(http, urls, retry, access_token).await {
         Ok(names) => {
+            let names = if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            };
             let _ = writeln!(
                 out,
-                "Organisations connected (spec.xero.organisation): {}",
-                if names.is_empty() {
-                    "none".to_owned()
-                } else {
-                    names.join(", ")
-                }
+                "Organisations connected (spec.xero.organisation): {names}"
             );
         }
         Err(error) => eprintln!("warning: cannot list the connected organisations: {error}"),
     }
-    Ok(())
 }
 
 /// Asks the person to sign in. The URL carries no secret: the state and the PKCE challenge are

@@ -114,17 +114,25 @@ pub async fn reconcile_dataset(
     let memory = memory_from_status(status);
     let plan = plan_actions(&validated.desired, &gathered.observed, &memory, timing, now);
     let executed = execute::execute(&session, &gathered.dataset_id, &plan, &memory).await;
-    outcome.executed = executed.done;
-    outcome.triggered_request_id = executed.triggered_request_id;
-    outcome.xero_tenant_id = executed.xero_tenant_id;
-    outcome.access_token_expires_at = executed.access_token_expires_at;
-    outcome.refresh_token_rotated_at = executed.refresh_token_rotated_at;
-    outcome.plan = Some(executed.plan);
-    match executed.error {
+    let error = outcome.record(executed);
+    match error {
         // The plan's wake-ups assumed its actions would succeed (a poll of the refresh it meant
         // to start, say); after a failure the failure decides when to try again.
         Some(err) => failed(outcome, err, &context, timing),
         None => (outcome, plan.requeue_after),
+    }
+}
+
+impl Outcome {
+    /// Records what the execute step did; returns the error it stopped at.
+    fn record(&mut self, executed: execute::Executed) -> Option<StepError> {
+        self.executed = executed.done;
+        self.triggered_request_id = executed.triggered_request_id;
+        self.xero_tenant_id = executed.xero_tenant_id;
+        self.access_token_expires_at = executed.access_token_expires_at;
+        self.refresh_token_rotated_at = executed.refresh_token_rotated_at;
+        self.plan = Some(executed.plan);
+        executed.error
     }
 }
 

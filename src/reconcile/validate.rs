@@ -72,17 +72,7 @@ pub fn validate(
         Some(lead) => parse_duration("spec.schedule.credentialLeadTime", lead)?,
         None => default_lead_time,
     };
-    let backoff_initial = parse_duration(
-        "spec.recovery.backoff.initial",
-        &spec.recovery.backoff.initial,
-    )?;
-    let backoff_max = parse_duration("spec.recovery.backoff.max", &spec.recovery.backoff.max)?;
-    if backoff_initial > backoff_max {
-        return Err(InvalidSpec(
-            "spec.recovery.backoff.initial must not be longer than spec.recovery.backoff.max"
-                .into(),
-        ));
-    }
+    let (backoff_initial, backoff_max) = backoff(spec)?;
     let status = xds.status.as_ref();
     let annotation = |key: &str| {
         xds.metadata
@@ -123,6 +113,22 @@ pub fn validate(
         },
         reconcile_requested,
     })
+}
+
+/// The recovery backoff's initial and longest waits.
+fn backoff(spec: &crate::api::XeroDatasetSpec) -> Result<(Duration, Duration), InvalidSpec> {
+    let initial = parse_duration(
+        "spec.recovery.backoff.initial",
+        &spec.recovery.backoff.initial,
+    )?;
+    let max = parse_duration("spec.recovery.backoff.max", &spec.recovery.backoff.max)?;
+    if initial > max {
+        return Err(InvalidSpec(
+            "spec.recovery.backoff.initial must not be longer than spec.recovery.backoff.max"
+                .into(),
+        ));
+    }
+    Ok((initial, max))
 }
 
 fn parse_duration(field: &str, value: &str) -> Result<Duration, InvalidSpec> {
