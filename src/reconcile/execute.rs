@@ -296,28 +296,52 @@ async fn trigger_refresh(
                 Some(triggered.request_id.unwrap_or_else(|| "pending".to_owned()));
             Ok(true)
         }
-        // One refresh at a time: another one (started by Power BI's schedule, or by an operator
-        // that crashed before writing its status) is running, and the next poll sees it.
-        Err(err) if err.category() == ErrorCategory::Conflict => {
-            tracing::info!("a refresh is already running; not starting another");
-            Ok(false)
-        }
-        Err(err) if err.category() == ErrorCategory::InvalidRequest && mentions_limit(&err) => {
-            Err(StepError::Finding(Failure {
+        Err(err) => match refresh_refusal(&err) {
+            // One refresh at a time: another one (started by Power BI's schedule, or by an
+            // operator that crashed before writing its status) is running, and the next poll
+            // sees it.
+            Some(RefreshRefusal::AlreadyRunning) => {
+                tracing::info!("a refresh is already running; not starting another");
+                Ok(false)
+            }
+            Some(RefreshRefusal::DailyLimit) => Err(StepError::Finding(Failure {
                 reason: Reason::DailyLimitReached,
                 message: format!("Power BI refused the refresh: {}", err.message()),
                 needs_human: false,
-            }))
-        }
-        Err(err) => Err(StepError::Call(err)),
+            })),
+            None => Err(StepError::Call(err)),
+        },
     }
 }
 
-/// Power BI's daily-limit refusal reads "Number of refresh requests in last 24 hours exceeded
-/// limit" (captured live; the status code is not documented).
-fn mentions_limit(err: &ClientError) -> bool {
+/// Why Power BI would not start a refresh, when it said so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RefreshRefusal {
+    /// "Another refresh request is already executing": 400 in the current docs, 409 in older
+    /// ones and in some tenants.
+    AlreadyRunning,
+    /// "Number of refresh requests in last 24 hours exceeded limit": seen as 400 and as 429
+    /// (the status code is not documented).
+    DailyLimit,
+}
+
+fn refresh_refusal(err: &ClientError) -> Option<RefreshRefusal> {
     let message = err.message().to_ascii_lowercase();
-    message.contains("exceeded") && message.contains("limit")
+    let says = |words: &[&str]| words.iter().all(|w| message.contains(w));
+    match err.category() {
+        ErrorCategory::Conflict => Some(RefreshRefusal::AlreadyRunning),
+        ErrorCategory::InvalidRequest | ErrorCategory::Throttled
+            if says(&["already", "executing"]) || says(&["already", "running"]) =>
+        {
+            Some(RefreshRefusal::AlreadyRunning)
+        }
+        ErrorCategory::InvalidRequest | ErrorCategory::Throttled
+            if says(&["exceeded", "limit"]) =>
+        {
+            Some(RefreshRefusal::DailyLimit)
+        }
+        _ => None,
+    }
 }
 
 fn needs_ownership(err: &ClientError) -> bool {
@@ -415,6 +439,44 @@ mod tests {
             StepError::Finding(f) => Some(f.reason),
             StepError::Call(..) => None,
         }
+    }
+
+    fn refused(category: ErrorCategory, message: &str) -> Option<RefreshRefusal> {
+        refresh_refusal(&ClientError::new(
+            crate::error::Service::PowerBi,
+            category,
+            format!("Power BI RefreshDatasetInGroup failed: InvalidRequest: {message}"),
+        ))
+    }
+
+    #[test]
+    fn a_refresh_already_running_and_the_daily_limit_are_told_by_any_status() {
+        use ErrorCategory as C;
+        let running =
+            "Invalid dataset refresh request. Another refresh request is already executing.";
+        let limit = "Invalid dataset refresh request. Number of refresh requests in last 24 hours exceeded limit";
+        assert_eq!(
+            refused(C::InvalidRequest, running),
+            Some(RefreshRefusal::AlreadyRunning)
+        );
+        assert_eq!(
+            refused(C::Conflict, "anything"),
+            Some(RefreshRefusal::AlreadyRunning)
+        );
+        assert_eq!(
+            refused(C::InvalidRequest, limit),
+            Some(RefreshRefusal::DailyLimit)
+        );
+        assert_eq!(
+            refused(C::Throttled, limit),
+            Some(RefreshRefusal::DailyLimit)
+        );
+        // A plain 429 is throttling, with its Retry-After; other refusals are errors.
+        assert_eq!(refused(C::Throttled, "Too many requests"), None);
+        assert_eq!(
+            refused(C::InvalidRequest, "The dataset cannot be refreshed."),
+            None
+        );
     }
 
     #[test]
