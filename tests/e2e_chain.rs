@@ -235,3 +235,59 @@ async fn a_revoked_grant_is_reported_as_such_and_a_new_sign_in_heals_it_within_s
         "the new sign-in's token was exchanged and rotated"
     );
 }
+
+/// Power BI may refuse a cached access token as expired before the cache expects it (clock skew,
+/// early revocation): the operator drops it and tries once more with a new one instead of failing
+/// until its cache expires an hour later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_power_bi_token_expired_early_is_replaced_at_once() {
+    let mut s = Scenario::start("e2e-expired", &seed_text(&healthy_seed(1))).await;
+    s.create_secrets().await;
+    s.apply_dataset(&dataset_manifest("expired", by_id(0, json!({}))))
+        .await;
+    s.start_operator();
+    s.wait_condition(
+        "expired",
+        conditions::READY,
+        "True",
+        Some(Reason::Reconciled.as_str()),
+        WAIT,
+    )
+    .await;
+    let entra_before = s
+        .count("POST", &format!("/{TENANT}/oauth2/v2.0/token"))
+        .await;
+
+    // Two hours pass for the services, not for the operator: its cached tokens are now expired.
+    s.admin(Method::POST, "clock/advance", json!({"seconds": 7200}))
+        .await;
+    let annotate = json!({"metadata": {"annotations": {"xero-operator.dev/refresh-requested-at": "after-expiry"}}});
+    s.datasets()
+        .patch("expired", &PatchParams::default(), &Patch::Merge(&annotate))
+        .await
+        .expect("annotate");
+    s.wait_for("expired", "the requested refresh completed", WAIT, |x| {
+        let status = x.status.as_ref();
+        status.and_then(|st| st.last_handled_refresh_at.as_deref()) == Some("after-expiry")
+            && status
+                .and_then(|st| st.last_refresh.as_ref())
+                .is_some_and(|r| r.status == "Completed")
+    })
+    .await;
+    let expired: Vec<_> = s
+        .requests("", "/v1.0/")
+        .await
+        .into_iter()
+        .filter(|r| r["status"] == 403)
+        .collect();
+    assert_eq!(
+        expired.len(),
+        1,
+        "one refusal, then a new token: {expired:?}"
+    );
+    assert_eq!(
+        s.count("POST", &format!("/{TENANT}/oauth2/v2.0/token"))
+            .await,
+        entra_before + 1
+    );
+}

@@ -152,9 +152,10 @@ async fn apply_credentials(
         refresh_token_key: spec.xero_secret.refresh_token_key.clone(),
     };
     let (xero, tenant_id) = match xero_organisation(session, &secret).await {
-        // A cached access token may belong to a grant revoked since: a fresh exchange tells
-        // a revoked sign-in (XeroRefreshTokenRejected) from an organisation that is not there.
-        Err((err, true)) if is_about_the_grant(&err) => {
+        // A cached access token may belong to a grant revoked since, or have expired early: a
+        // fresh exchange tells a revoked sign-in (XeroRefreshTokenRejected) from an organisation
+        // that is not there, and replaces an expired token.
+        Err((err, true)) if a_fresh_token_may_help(&err) => {
             session.services.xero.forget(&secret).await;
             xero_organisation(session, &secret)
                 .await
@@ -239,8 +240,9 @@ async fn xero_organisation(
     Ok((xero, tenant_id))
 }
 
-/// Whether Xero's answer may mean that the grant behind the access token was revoked.
-fn is_about_the_grant(err: &StepError) -> bool {
+/// Whether Xero's answer to a cached access token may change with a fresh one: the grant behind
+/// it was revoked, or it expired before the cache expected.
+fn a_fresh_token_may_help(err: &StepError) -> bool {
     matches!(
         err,
         StepError::Call(err) if matches!(
@@ -248,6 +250,7 @@ fn is_about_the_grant(err: &StepError) -> bool {
             ErrorCategory::OrganisationNotFound
                 | ErrorCategory::Unauthorized
                 | ErrorCategory::Forbidden
+                | ErrorCategory::TokenExpired
         )
     )
 }

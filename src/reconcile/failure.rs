@@ -66,6 +66,13 @@ impl Advice {
     }
 }
 
+impl StepError {
+    /// Whether Power BI refused an access token as expired.
+    pub(crate) fn is_token_expired(&self) -> bool {
+        matches!(self, StepError::Call(err) if err.category() == ErrorCategory::TokenExpired)
+    }
+}
+
 /// The failure of `err`, with what a person must do when one must, and when to look again.
 pub(crate) fn failure_of(err: &StepError, timing: Timing, advice: &Advice) -> (Failure, Duration) {
     let (mut failure, wait) = classify(err, timing);

@@ -98,7 +98,7 @@ pub async fn reconcile_dataset(
         spec: &validated,
     };
     let status = xds.status.as_ref();
-    let gathered = match gather::gather(&session, status, xds.metadata.generation, hints).await {
+    let gathered = match gather(&session, status, xds.metadata.generation, hints).await {
         Ok(g) => g,
         Err(err) => return failed(outcome, err, &context, timing),
     };
@@ -120,6 +120,22 @@ pub async fn reconcile_dataset(
         // to start, say); after a failure the failure decides when to try again.
         Some(err) => failed(outcome, err, &context, timing),
         None => (outcome, plan.requeue_after),
+    }
+}
+
+/// The gather step; when Power BI says the cached token expired early, once more with a new one.
+async fn gather(
+    session: &Session<'_>,
+    status: Option<&crate::api::XeroDatasetStatus>,
+    generation: Option<i64>,
+    hints: Hints,
+) -> Result<gather::Gathered, StepError> {
+    match gather::gather(session, status, generation, hints).await {
+        Err(err) if err.is_token_expired() => {
+            session.forget_powerbi_token().await;
+            gather::gather(session, status, generation, hints).await
+        }
+        other => other,
     }
 }
 

@@ -202,6 +202,14 @@ impl Session<'_> {
             .map_err(StepError::Call)
     }
 
+    /// Drops the cached Power BI access token: Power BI said it expired (403 `TokenExpired`)
+    /// although the cache still trusted it (clock skew, or a token revoked early).
+    pub async fn forget_powerbi_token(&self) {
+        if let Ok(credential) = self.entra_credential().await {
+            self.cloud.entra.invalidate(&credential).await;
+        }
+    }
+
     async fn entra_credential(&self) -> Result<EntraCredential, StepError> {
         let Some(secret_ref) = &self.spec.powerbi_secret else {
             return WorkloadIdentity::from_env()
