@@ -16,6 +16,7 @@ use xero_testbed::ControlPlane;
 
 use crate::error::{Context as _, Result};
 use crate::fixtures::Tenant;
+use crate::operator::Operator;
 
 /// XeroDatasets created at the same time.
 const CREATE_CONCURRENCY: usize = 32;
@@ -123,12 +124,43 @@ impl ReadyWatch {
         let _ = tokio::time::timeout(within, self.count.wait_for(|c| *c >= n)).await;
         self.ready()
     }
+
+    /// Waits until all `n` are Ready or `timeout` has passed, failing as soon as one of
+    /// `operators` has exited. Prints the progress every 5 s as `[label]`, timed from `since`;
+    /// returns the Ready count.
+    pub async fn wait_all(
+        &mut self,
+        n: usize,
+        timeout: Duration,
+        operators: &mut [Operator],
+        since: Instant,
+        label: &str,
+    ) -> Result<usize> {
+        let deadline = Instant::now() + timeout;
+        let mut reached = 0;
+        while reached < n && Instant::now() < deadline {
+            reached = self.wait_for(n, Duration::from_secs(5)).await;
+            for operator in operators.iter_mut() {
+                operator.check_alive()?;
+            }
+            println!(
+                "[{label}]   {reached}/{n} Ready after {:.1} s",
+                since.elapsed().as_secs_f64()
+            );
+        }
+        Ok(reached)
+    }
 }
 
 impl Drop for ReadyWatch {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// How long `n` XeroDatasets may take to become Ready: two minutes, and 30 ms more per object.
+pub fn ready_timeout(n: usize) -> Duration {
+    Duration::from_secs(120) + Duration::from_millis(30 * n as u64)
 }
 
 /// The API server's `apiserver_request_total`, summed per `VERB resource[/subresource]`.

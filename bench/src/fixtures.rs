@@ -18,6 +18,9 @@ const WORKSPACE_SIZE: usize = 100;
 /// The label the shards scenario splits the XeroDatasets on.
 pub const SHARD_LABEL: &str = "xero-operator.dev/shard";
 
+/// The working days the tenants' refreshes are scheduled on.
+pub const WEEKDAYS: [&str; 5] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"];
+
 /// One Power BI dataset and the XeroDataset that keeps it refreshing.
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -221,6 +224,23 @@ impl Tenant {
         }
         secrets
     }
+}
+
+/// `datasets` healthy datasets sharing `xero_secrets` Xero Secrets, refreshed on weekdays at
+/// 06:00 and 12:30, on a real-time clock that starts on Monday at 08:00. That is between the
+/// slots and outside their credential windows, the common case of an operator (re)start: every
+/// dataset is read and found healthy.
+pub fn healthy_tenant(datasets: usize, xero_secrets: usize) -> Tenant {
+    Tenant::new(TenantOptions {
+        datasets,
+        xero_secrets,
+        days: WEEKDAYS.to_vec(),
+        times: vec!["06:00", "12:30"],
+        start_time: monday("08:00"),
+        time_scale: 1.0,
+        last_refresh: monday("06:00"),
+        refresh_duration_seconds: 2,
+    })
 }
 
 fn uuid() -> String {

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::Bench;
 use crate::cluster::{self, ReadyWatch};
 use crate::error::Result;
-use crate::fixtures::{Tenant, TenantOptions, monday};
+use crate::fixtures::healthy_tenant;
 use crate::heal::percentile;
 use crate::operator::Operator;
 use crate::report::Target;
@@ -22,31 +22,55 @@ const MIB: f64 = 1024.0 * 1024.0;
 const SETTLE: Duration = Duration::from_secs(5);
 const STARTS: usize = 5;
 
-fn tenant(datasets: usize) -> Tenant {
-    Tenant::new(TenantOptions {
-        datasets,
-        xero_secrets: 1,
-        days: vec!["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"],
-        times: vec!["06:00", "12:30"],
-        start_time: monday("08:00"),
-        time_scale: 1.0,
-        last_refresh: monday("06:00"),
-        refresh_duration_seconds: 2,
-    })
+/// Start-ups of the operator with nothing to reconcile.
+struct Startups {
+    /// Seconds from start to a 200 from /readyz, sorted.
+    seconds: Vec<f64>,
+    /// VmRSS [`SETTLE`] after the first start-up was ready, in MiB.
+    idle_mib: f64,
+}
+
+/// The operator idle with 10 healthy datasets.
+struct IdleTen {
+    /// XeroDatasets Ready before the memory was read.
+    reached: usize,
+    idle_mib: f64,
+    peak_mib: f64,
 }
 
 pub async fn run(bench: &mut Bench) -> Result<()> {
-    // Start-up to ready, and idle memory, with nothing to reconcile.
-    let empty = tenant(0);
+    let startups = startups(bench).await?;
+    let ten = idle_with_ten(bench).await?;
+    report_idle_and_startup(bench, &startups, &ten);
+    let binary = static_binary(bench);
+    let checked = check_static(&binary);
+    report_static_binary(bench, &binary, &checked);
+    bench.details.insert(
+        S.to_owned(),
+        json!({
+            "idleRssMiB0": startups.idle_mib,
+            "idleRssMiB10": ten.idle_mib,
+            "startupSeconds": startups.seconds,
+            "staticBinary": binary,
+            "staticBinaryBytes": checked.ok(),
+        }),
+    );
+    Ok(())
+}
+
+/// Starts the operator [`STARTS`] times with nothing to reconcile, timing each start-up to
+/// ready; reads the idle memory once, after the first.
+async fn startups(bench: &Bench) -> Result<Startups> {
+    let empty = healthy_tenant(0, 1);
     let sim = Sim::start(&empty).await?;
     let namespace = cluster::namespace(&bench.plane, &bench.client, "bench-idle-0").await?;
-    let mut starts = Vec::new();
-    let mut idle_empty = 0.0;
+    let mut seconds = Vec::new();
+    let mut idle_mib = 0.0;
     for run in 0..STARTS {
         let config =
             bench.operator_config(&namespace, &sim, &format!("idle-0-{run}"), Vec::new(), None);
         let mut operator = Operator::start(&config)?;
-        starts.push(
+        seconds.push(
             operator
                 .wait_ready(&bench.http, Duration::from_secs(30))
                 .await?
@@ -54,14 +78,17 @@ pub async fn run(bench: &mut Bench) -> Result<()> {
         );
         if run == 0 {
             tokio::time::sleep(SETTLE).await;
-            idle_empty = operator.rss()? as f64 / MIB;
+            idle_mib = operator.rss()? as f64 / MIB;
         }
         operator.stop();
     }
-    starts.sort_by(f64::total_cmp);
+    seconds.sort_by(f64::total_cmp);
+    Ok(Startups { seconds, idle_mib })
+}
 
-    // Idle memory with 10 healthy datasets, once they are Ready.
-    let ten = tenant(10);
+/// Reads the operator's memory [`SETTLE`] after 10 healthy datasets are Ready.
+async fn idle_with_ten(bench: &Bench) -> Result<IdleTen> {
+    let ten = healthy_tenant(10, 1);
     let sim = Sim::start(&ten).await?;
     let namespace = cluster::namespace(&bench.plane, &bench.client, "bench-idle-10").await?;
     cluster::create_tenant(&bench.client, &namespace, &ten).await?;
@@ -77,14 +104,22 @@ pub async fn run(bench: &mut Bench) -> Result<()> {
     let reached = ready.wait_for(10, Duration::from_secs(60)).await;
     operator.check_alive()?;
     tokio::time::sleep(SETTLE).await;
-    let idle_ten = operator.rss()? as f64 / MIB;
-    let peak_ten = operator.peak_rss()? as f64 / MIB;
+    let idle_mib = operator.rss()? as f64 / MIB;
+    let peak_mib = operator.peak_rss()? as f64 / MIB;
     operator.stop();
+    Ok(IdleTen {
+        reached,
+        idle_mib,
+        peak_mib,
+    })
+}
 
+/// Records the idle memory with 0 and 10 objects and the start-up time to ready.
+fn report_idle_and_startup(bench: &mut Bench, startups: &Startups, ten: &IdleTen) {
     bench.report.check(
         S,
         "idle RSS, 0 objects",
-        Some(idle_empty),
+        Some(startups.idle_mib),
         "MiB",
         Target::LessThan(25.0),
         "VmRSS 5 s after ready",
@@ -92,12 +127,15 @@ pub async fn run(bench: &mut Bench) -> Result<()> {
     bench.report.check(
         S,
         "idle RSS, 10 objects",
-        (reached == 10).then_some(idle_ten),
+        (ten.reached == 10).then_some(ten.idle_mib),
         "MiB",
         Target::LessThan(25.0),
-        &format!("VmRSS 5 s after {reached}/10 Ready; peak {peak_ten:.1} MiB"),
+        &format!(
+            "VmRSS 5 s after {}/10 Ready; peak {:.1} MiB",
+            ten.reached, ten.peak_mib
+        ),
     );
-    let worst = starts.last().copied();
+    let worst = startups.seconds.last().copied();
     bench.report.check(
         S,
         "start-up to ready (/readyz 200), worst of 5",
@@ -106,12 +144,14 @@ pub async fn run(bench: &mut Bench) -> Result<()> {
         Target::AtMost(2.0),
         &format!(
             "median {:.3} s; warm testbed, 0 objects",
-            percentile(&starts, 50.0).unwrap_or(f64::NAN)
+            percentile(&startups.seconds, 50.0).unwrap_or(f64::NAN)
         ),
     );
-    let binary = static_binary(bench);
-    let checked = check_static(&binary);
-    let (size, note) = match &checked {
+}
+
+/// Records the size of the static release binary, or why it does not qualify.
+fn report_static_binary(bench: &mut Bench, binary: &Path, checked: &Result<u64, String>) {
+    let (size, note) = match checked {
         Ok(size) => (
             Some(*size as f64 / MIB),
             format!("{}; static, runs --version", binary.display()),
@@ -126,17 +166,6 @@ pub async fn run(bench: &mut Bench) -> Result<()> {
         Target::LessThan(30.0),
         &note,
     );
-    bench.details.insert(
-        S.to_owned(),
-        json!({
-            "idleRssMiB0": idle_empty,
-            "idleRssMiB10": idle_ten,
-            "startupSeconds": starts,
-            "staticBinary": binary,
-            "staticBinaryBytes": checked.ok(),
-        }),
-    );
-    Ok(())
 }
 
 /// `XERO_BENCH_STATIC_BINARY`, or where `hack/static-binary.sh` puts it.

@@ -4,6 +4,7 @@
 //! accepted (its POST in the simulator's request log). Real time (no clock scaling).
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -12,7 +13,7 @@ use serde_json::json;
 use crate::Bench;
 use crate::cluster::{self, ReadyWatch};
 use crate::error::{Context as _, Result};
-use crate::fixtures::{Tenant, TenantOptions, monday};
+use crate::fixtures::{Tenant, TenantOptions, WEEKDAYS, monday};
 use crate::operator::Operator;
 use crate::report::Target;
 use crate::sim::Sim;
@@ -33,7 +34,7 @@ pub async fn run(bench: &mut Bench) -> Result<()> {
     let tenant = Tenant::new(TenantOptions {
         datasets: DATASETS,
         xero_secrets: 4,
-        days: vec!["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"],
+        days: WEEKDAYS.to_vec(),
         times: vec!["06:00"],
         // Inside the credential window (10 minutes before the slot), 30 s before the slot.
         start_time: slot - SignedDuration::from_secs(30),
@@ -61,6 +62,23 @@ pub async fn run(bench: &mut Bench) -> Result<()> {
     operator.check_alive()?;
     println!("[heal] {reached}/{DATASETS} Ready before the slot; injecting failures after 06:00");
 
+    let visible = inject_failures(&sim, &tenant, slot).await?;
+    let latencies = wait_for_recoveries(&sim, &mut operator, &visible).await?;
+    operator.stop();
+    let mut sorted: Vec<f64> = latencies.values().copied().collect();
+    sorted.sort_by(f64::total_cmp);
+    report(bench, &sorted, &config.log);
+    Ok(())
+}
+
+/// Fails every dataset's scheduled refresh on expired credentials, from [`FIRST_INJECTION`]
+/// after `slot` and [`INJECTION_GAP`] apart. Returns when each failure becomes visible, by the
+/// path a recovery refresh of its dataset is POSTed to.
+async fn inject_failures(
+    sim: &Sim,
+    tenant: &Tenant,
+    slot: Timestamp,
+) -> Result<HashMap<String, Timestamp>> {
     let mut visible: HashMap<String, Timestamp> = HashMap::new();
     let first = slot + FIRST_INJECTION;
     let wait = first.duration_since(sim.now().await?);
@@ -76,8 +94,17 @@ pub async fn run(bench: &mut Bench) -> Result<()> {
         visible.insert(path, start + SignedDuration::from_secs(RUN_SECONDS as i64));
         tokio::time::sleep(INJECTION_GAP).await;
     }
+    Ok(visible)
+}
 
-    // Wait for every recovery, at most a minute after the last failure shows.
+/// Reads the simulator's request log every second until every failure in `visible` has a
+/// recovery refresh after it, or a minute after the last failure shows. Returns the seconds
+/// from each failure becoming visible to its recovery, by refresh path.
+async fn wait_for_recoveries(
+    sim: &Sim,
+    operator: &mut Operator,
+    visible: &HashMap<String, Timestamp>,
+) -> Result<HashMap<String, f64>> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(RUN_SECONDS + 60);
     let mut latencies: HashMap<String, f64> = HashMap::new();
     loop {
@@ -90,15 +117,15 @@ pub async fn run(bench: &mut Bench) -> Result<()> {
             }
         }
         if latencies.len() == DATASETS || tokio::time::Instant::now() > deadline {
-            break;
+            return Ok(latencies);
         }
         operator.check_alive()?;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    operator.stop();
+}
 
-    let mut sorted: Vec<f64> = latencies.values().copied().collect();
-    sorted.sort_by(f64::total_cmp);
+/// Records how many failures healed and how fast, from the `sorted` heal latencies.
+fn report(bench: &mut Bench, sorted: &[f64], operator_log: &Path) {
     let healed = sorted.len();
     let all = healed == DATASETS;
     let target = POLL_INTERVAL.as_secs_f64() + 2.0;
@@ -109,14 +136,14 @@ pub async fn run(bench: &mut Bench) -> Result<()> {
     bench.report.info(
         S,
         "heal latency p50",
-        percentile(&sorted, 50.0).unwrap_or(f64::NAN),
+        percentile(sorted, 50.0).unwrap_or(f64::NAN),
         "s",
         "",
     );
     bench.report.check(
         S,
         "heal latency p99",
-        if all { percentile(&sorted, 99.0) } else { None },
+        if all { percentile(sorted, 99.0) } else { None },
         "s",
         Target::AtMost(target),
         &format!("poll interval {}s + 2 s; {note}", POLL_INTERVAL.as_secs()),
@@ -127,10 +154,9 @@ pub async fn run(bench: &mut Bench) -> Result<()> {
             "pollIntervalSeconds": POLL_INTERVAL.as_secs(),
             "healed": healed,
             "latenciesSeconds": sorted,
-            "operatorLog": config.log,
+            "operatorLog": operator_log,
         }),
     );
-    Ok(())
 }
 
 /// The nearest-rank percentile of sorted values.

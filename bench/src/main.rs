@@ -118,6 +118,18 @@ async fn run() -> Result<ExitCode> {
     // but the kube client needs one for the API server.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let settings = settings()?;
+    let mut bench = start_bench().await?;
+    let errors = run_scenarios(&mut bench, &settings).await;
+    summarise(&bench, &settings, errors)?;
+    Ok(if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Finds the operator binary and starts a fresh testbed control plane for the scenarios.
+async fn start_bench() -> Result<Bench> {
     let root = xero_testbed::workspace_root();
     let out = root.join("target/bench");
     let operator = operator::operator_binary(&root)?;
@@ -128,7 +140,7 @@ async fn run() -> Result<ExitCode> {
     })
     .context("start the testbed")?;
     let client = plane.client().await.context("testbed client")?;
-    let mut bench = Bench {
+    Ok(Bench {
         plane,
         client,
         root,
@@ -137,21 +149,23 @@ async fn run() -> Result<ExitCode> {
         http: reqwest::Client::new(),
         report: Report::default(),
         details: Map::new(),
-    };
+    })
+}
+
+/// Runs the chosen scenarios in turn, the scale scenario once per object count; one that fails
+/// is recorded and the rest still run. Returns how many failed.
+async fn run_scenarios(bench: &mut Bench, settings: &Settings) -> usize {
     let mut errors = 0;
     for scenario in &settings.scenarios {
         println!("== {scenario}");
         let result = match scenario.as_str() {
-            "footprint" => footprint::run(&mut bench).await,
-            "heal" => heal::run(&mut bench).await,
-            "steady" => steady::run(&mut bench, settings.time_scale).await,
+            "footprint" => footprint::run(bench).await,
+            "heal" => heal::run(bench).await,
+            "steady" => steady::run(bench, settings.time_scale).await,
             "scale" => {
                 for n in &settings.scale {
-                    if let Err(err) = scale::run(&mut bench, *n).await {
-                        eprintln!("xero-bench: scale N={n}: {err}");
-                        bench
-                            .report
-                            .scenario_failed(&format!("scale N={n}"), &err.to_string());
+                    if let Err(err) = scale::run(bench, *n).await {
+                        scenario_failed(bench, &format!("scale N={n}"), &err);
                         errors += 1;
                     }
                 }
@@ -159,19 +173,28 @@ async fn run() -> Result<ExitCode> {
             }
             "shards" => {
                 let n = settings.scale.iter().copied().max().unwrap_or(1000);
-                shards::run(&mut bench, n).await
+                shards::run(bench, n).await
             }
             other => Err(error::BenchError(format!(
                 "unknown scenario {other:?} (footprint, heal, steady, scale, shards)"
             ))),
         };
         if let Err(err) = result {
-            eprintln!("xero-bench: {scenario}: {err}");
-            bench.report.scenario_failed(scenario, &err.to_string());
+            scenario_failed(bench, scenario, &err);
             errors += 1;
         }
     }
+    errors
+}
 
+/// Reports a scenario that could not run, on stderr and in the summary.
+fn scenario_failed(bench: &mut Bench, scenario: &str, err: &error::BenchError) {
+    eprintln!("xero-bench: {scenario}: {err}");
+    bench.report.scenario_failed(scenario, &err.to_string());
+}
+
+/// Prints the table of every figure and writes `summary.json`.
+fn summarise(bench: &Bench, settings: &Settings, errors: usize) -> Result<()> {
     println!(
         "\nxero-operator benchmarks ({} cores; figures from this machine)\n",
         cores()
@@ -192,11 +215,7 @@ async fn run() -> Result<ExitCode> {
         bench.report.figures.len(),
         summary.display()
     );
-    Ok(if errors == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(())
 }
 
 fn cores() -> usize {

@@ -2,31 +2,23 @@
 //! labelled shard a, half shard b); each must reconcile its half and no object may be
 //! reconciled by both.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use crate::Bench;
 use crate::cluster::{self, ReadyWatch};
 use crate::error::Result;
-use crate::fixtures::{SHARD_LABEL, Tenant, TenantOptions, monday};
+use crate::fixtures::{SHARD_LABEL, healthy_tenant};
 use crate::operator::Operator;
 use crate::report::Target;
 use crate::sim::Sim;
 
+/// The shards, by the value of [`SHARD_LABEL`]; each gets an operator of its own.
+const SHARDS: [&str; 2] = ["a", "b"];
+
 pub async fn run(bench: &mut Bench, n: usize) -> Result<()> {
     let scenario = format!("shards N={n}");
     let s = scenario.as_str();
-    let tenant = Tenant::new(TenantOptions {
-        datasets: n,
-        xero_secrets: 4,
-        days: vec!["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"],
-        times: vec!["06:00", "12:30"],
-        start_time: monday("08:00"),
-        time_scale: 1.0,
-        last_refresh: monday("06:00"),
-        refresh_duration_seconds: 2,
-    });
+    let tenant = healthy_tenant(n, 4);
     let sim = Sim::start(&tenant).await?;
     let namespace =
         cluster::namespace(&bench.plane, &bench.client, &format!("bench-shards-{n}")).await?;
@@ -34,59 +26,78 @@ pub async fn run(bench: &mut Bench, n: usize) -> Result<()> {
     cluster::create_tenant(&bench.client, &namespace, &tenant).await?;
 
     let mut ready = ReadyWatch::start(&bench.client, &namespace).await?;
+    let mut operators = start_operators(bench, &sim, &namespace, n).await?;
+    let started = std::time::Instant::now();
+    let timeout = cluster::ready_timeout(n);
+    let reached = ready
+        .wait_all(n, timeout, &mut operators, started, s)
+        .await?;
+    let wall = started.elapsed().as_secs_f64();
+    let mut handled = Vec::new();
+    for (shard, operator) in SHARDS.into_iter().zip(&operators) {
+        handled.push((shard, reconciled(&bench.http, shard, operator).await?));
+    }
+    for operator in operators {
+        operator.stop();
+    }
+    report(bench, s, n, reached, wall, &handled);
+    Ok(())
+}
+
+/// Starts one operator per shard, each watching only the XeroDatasets labelled with its shard.
+async fn start_operators(
+    bench: &Bench,
+    sim: &Sim,
+    namespace: &str,
+    n: usize,
+) -> Result<Vec<Operator>> {
     let clock_start = sim.now().await?;
     let mut operators = Vec::new();
-    for shard in ["a", "b"] {
+    for shard in SHARDS {
         let flags = vec![
             "--watch-label-selector".to_owned(),
             format!("{SHARD_LABEL}={shard}"),
         ];
         let config = bench.operator_config(
-            &namespace,
-            &sim,
+            namespace,
+            sim,
             &format!("shards-{n}-{shard}"),
             flags,
             Some((1.0, clock_start)),
         );
-        operators.push((shard, Operator::start(&config)?));
+        operators.push(Operator::start(&config)?);
     }
-    let started = std::time::Instant::now();
-    let timeout = Duration::from_secs(120) + Duration::from_millis(30 * n as u64);
-    let mut reached = 0;
-    while reached < n && started.elapsed() < timeout {
-        reached = ready.wait_for(n, Duration::from_secs(5)).await;
-        for (_, operator) in &mut operators {
-            operator.check_alive()?;
-        }
-        println!(
-            "[{s}]   {reached}/{n} Ready after {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
-    }
-    let wall = started.elapsed().as_secs_f64();
+    Ok(operators)
+}
 
-    // Each operator counts the XeroDatasets it reconciled in xero_operator_datasets.
-    let mut handled = Vec::new();
-    for (shard, operator) in &operators {
-        let text = bench
-            .http
-            .get(format!("http://{}/metrics", operator.metrics_addr))
-            .send()
-            .await
-            .map_err(|e| crate::error::BenchError(format!("scrape shard {shard}: {e}")))?
-            .text()
-            .await
-            .map_err(|e| crate::error::BenchError(format!("scrape shard {shard}: {e}")))?;
-        let count: f64 = text
-            .lines()
-            .filter(|l| l.starts_with("xero_operator_datasets{"))
-            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-            .sum();
-        handled.push((*shard, count));
-    }
-    for (_, operator) in operators {
-        operator.stop();
-    }
+/// How many XeroDatasets the operator of `shard` reconciled: the sum of its
+/// xero_operator_datasets gauge, scraped from its metrics endpoint.
+async fn reconciled(http: &reqwest::Client, shard: &str, operator: &Operator) -> Result<f64> {
+    let text = http
+        .get(format!("http://{}/metrics", operator.metrics_addr))
+        .send()
+        .await
+        .map_err(|e| crate::error::BenchError(format!("scrape shard {shard}: {e}")))?
+        .text()
+        .await
+        .map_err(|e| crate::error::BenchError(format!("scrape shard {shard}: {e}")))?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("xero_operator_datasets{"))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum())
+}
+
+/// Records whether the shards made all `n` Ready together, each reconciling its half and no
+/// object reconciled by both.
+fn report(
+    bench: &mut Bench,
+    s: &str,
+    n: usize,
+    reached: usize,
+    wall: f64,
+    handled: &[(&str, f64)],
+) {
     let half = (n / 2) as f64;
     let all = reached == n;
     bench.report.check(
@@ -97,7 +108,7 @@ pub async fn run(bench: &mut Bench, n: usize) -> Result<()> {
         Target::AtMost(60.0),
         &format!("{reached}/{n} Ready"),
     );
-    for (shard, count) in &handled {
+    for (shard, count) in handled {
         bench.report.check(
             s,
             &format!("objects reconciled by shard {shard}"),
@@ -117,9 +128,8 @@ pub async fn run(bench: &mut Bench, n: usize) -> Result<()> {
         "sum of both shards minus N",
     );
     bench.details.insert(
-        scenario.clone(),
+        s.to_owned(),
         json!({"objects": n, "readyObjects": reached, "wallSeconds": wall,
                "handled": handled.iter().map(|(s, c)| json!({"shard": s, "objects": c})).collect::<Vec<_>>()}),
     );
-    Ok(())
 }

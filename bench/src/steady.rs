@@ -3,6 +3,7 @@
 //! The bench plays Power BI's scheduler: at each slot it runs every dataset's scheduled refresh
 //! in both simulators, and at the 12:30 slot some of them fail.
 
+use std::path::Path;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -13,7 +14,7 @@ use crate::Bench;
 use crate::clock::BenchClock;
 use crate::cluster::{self, ReadyWatch};
 use crate::error::{Context as _, Result};
-use crate::fixtures::{Dataset, Tenant, TenantOptions, monday};
+use crate::fixtures::{Dataset, Tenant, TenantOptions, WEEKDAYS, monday};
 use crate::operator::Operator;
 use crate::poller::Poller;
 use crate::report::Target;
@@ -26,19 +27,47 @@ const FAILING: usize = 10;
 const REFRESH_SECONDS: u64 = 300;
 const S: &str = "steady state (1 simulated day)";
 
+/// What one side of the comparison (the operator or the poller) did over the day.
+struct Side {
+    calls: CallCounts,
+    /// Per failing dataset, the virtual minutes to its recovery refresh.
+    delays: Vec<Option<f64>>,
+}
+
+impl Side {
+    /// Counts the calls in `sim`'s request log and finds the recoveries of `failing`, whose
+    /// failed refreshes started at `starts`.
+    async fn measure(sim: &Sim, failing: &[Dataset], starts: &[Timestamp]) -> Result<Side> {
+        let log = sim.requests().await?;
+        Ok(Side {
+            calls: CallCounts::of(&log),
+            delays: detection_delays(&log, failing, starts),
+        })
+    }
+}
+
+/// The day's outcome on both sides.
+struct Day {
+    operator: Side,
+    poller: Side,
+    /// Datasets the poller healed.
+    poller_heals: usize,
+    /// XeroDatasets Ready at the end of the day.
+    ready_at_end: usize,
+}
+
 pub async fn run(bench: &mut Bench, scale: f64) -> Result<()> {
     let origin = monday("00:00");
-    let options = TenantOptions {
+    let tenant = Tenant::new(TenantOptions {
         datasets: DATASETS,
         xero_secrets: 4,
-        days: vec!["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"],
+        days: WEEKDAYS.to_vec(),
         times: vec!["06:00", "12:30"],
         start_time: origin,
         time_scale: scale,
         last_refresh: "2025-01-03T12:30:00Z".parse().context("timestamp")?,
         refresh_duration_seconds: REFRESH_SECONDS,
-    };
-    let tenant = Tenant::new(options);
+    });
     // The cluster side first, so that the virtual day starts when the operator does.
     let namespace = cluster::namespace(&bench.plane, &bench.client, "bench-steady").await?;
     cluster::create_tenant(&bench.client, &namespace, &tenant).await?;
@@ -68,7 +97,35 @@ pub async fn run(bench: &mut Bench, scale: f64) -> Result<()> {
         skew
     );
     let poller_task = tokio::spawn(poller.run(clock, end));
+    let sims = [&operator_sim, &poller_sim];
+    let injected = play_slots(&clock, &mut operator, sims, &tenant.datasets).await?;
+    clock.sleep_until(end).await;
+    let ready_at_end = ready.ready();
+    operator.stop();
+    let poller_heals = poller_task.await.context("the poller")??;
 
+    let failing = &tenant.datasets[..FAILING];
+    // `injected` holds the 06:00 and 12:30 slots of the operator's simulator, then the poller's:
+    // [op 06:00, poller 06:00, op 12:30, poller 12:30].
+    let day = Day {
+        operator: Side::measure(&operator_sim, failing, &injected[2]).await?,
+        poller: Side::measure(&poller_sim, failing, &injected[3]).await?,
+        poller_heals,
+        ready_at_end,
+    };
+    report(bench, scale, &day, &config.log);
+    Ok(())
+}
+
+/// Plays Power BI's scheduler at the day's two slots: at each, runs every dataset's scheduled
+/// refresh in both simulators, all succeeding at 06:00 and the first [`FAILING`] failing at
+/// 12:30. Returns the refreshes' start times per slot and simulator, slot by slot.
+async fn play_slots(
+    clock: &BenchClock,
+    operator: &mut Operator,
+    sims: [&Sim; 2],
+    datasets: &[Dataset],
+) -> Result<Vec<Vec<Timestamp>>> {
     let mut injected = Vec::new();
     for (slot, failing) in [("06:00", 0), ("12:30", FAILING)] {
         let at = monday(slot);
@@ -78,42 +135,58 @@ pub async fn run(bench: &mut Bench, scale: f64) -> Result<()> {
             "[steady]   slot {slot}: {} scheduled refreshes, {failing} failing, in each simulator",
             DATASETS
         );
-        for sim in [&operator_sim, &poller_sim] {
-            let starts = run_slot(sim, &tenant.datasets, failing).await?;
+        for sim in sims {
+            let starts = run_slot(sim, datasets, failing).await?;
             injected.push(starts);
         }
     }
-    clock.sleep_until(end).await;
-    let ready_at_end = ready.ready();
-    operator.stop();
-    let poller_heals = poller_task.await.context("the poller")??;
+    Ok(injected)
+}
 
-    let operator_log = operator_sim.requests().await?;
-    let poller_log = poller_sim.requests().await?;
-    let operator_calls = CallCounts::of(&operator_log);
-    let poller_calls = CallCounts::of(&poller_log);
+/// Records the day's figures and details.
+fn report(bench: &mut Bench, scale: f64, day: &Day, operator_log: &Path) {
+    report_calls(bench, day);
+    report_detection(bench, day);
+    bench.report.info(
+        S,
+        "operator: XeroDatasets Ready at the end of the day",
+        day.ready_at_end as f64,
+        "objects",
+        &format!("of {DATASETS}"),
+    );
+    bench.details.insert(
+        S.to_owned(),
+        json!({
+            "timeScale": scale,
+            "datasets": DATASETS,
+            "failingAt1230": FAILING,
+            "operator": {"calls": day.operator.calls.by_service, "powerbiCalls": day.operator.calls.powerbi_by_kind,
+                         "detectionDelayMinutes": day.operator.delays, "log": operator_log},
+            "poller": {"calls": day.poller.calls.by_service, "powerbiCalls": day.poller.calls.powerbi_by_kind,
+                       "detectionDelayMinutes": day.poller.delays},
+        }),
+    );
+}
+
+/// Records the calls per dataset of both sides and how many more the poller makes.
+fn report_calls(bench: &mut Bench, day: &Day) {
+    let (operator, poller) = (&day.operator.calls, &day.poller.calls);
     let per = DATASETS as f64;
-    let op_pbi = operator_calls.service("powerbi") as f64 / per;
-    let poll_pbi = poller_calls.service("powerbi") as f64 / per;
-    let failing = &tenant.datasets[..FAILING];
-    // `injected` holds the 06:00 and 12:30 slots of the operator's simulator, then the poller's:
-    // [op 06:00, poller 06:00, op 12:30, poller 12:30].
-    let op_delays = detection_delays(&operator_log, failing, &injected[2]);
-    let poll_delays = detection_delays(&poller_log, failing, &injected[3]);
-
+    let op_pbi = operator.service("powerbi") as f64 / per;
+    let poll_pbi = poller.service("powerbi") as f64 / per;
     bench.report.info(
         S,
         "operator: Power BI calls per dataset per day",
         op_pbi,
         "calls",
-        &operator_calls.powerbi_breakdown(per),
+        &operator.powerbi_breakdown(per),
     );
     bench.report.info(
         S,
         "naive poller (15 min): Power BI calls per dataset per day",
         poll_pbi,
         "calls",
-        &poller_calls.powerbi_breakdown(per),
+        &poller.powerbi_breakdown(per),
     );
     bench.report.check(
         S,
@@ -126,80 +199,71 @@ pub async fn run(bench: &mut Bench, scale: f64) -> Result<()> {
     bench.report.info(
         S,
         "operator: Entra / Xero calls per day (all datasets)",
-        (operator_calls.service("entra") + operator_calls.xero()) as f64,
+        (operator.service("entra") + operator.xero()) as f64,
         "calls",
         &format!(
             "entra={}, xero={}; token caches run on real time, so these are under-counted on a scaled clock",
-            operator_calls.service("entra"),
-            operator_calls.xero()
+            operator.service("entra"),
+            operator.xero()
         ),
     );
     bench.report.info(
         S,
         "poller: Entra / Xero calls per day (all datasets)",
-        (poller_calls.service("entra") + poller_calls.xero()) as f64,
+        (poller.service("entra") + poller.xero()) as f64,
         "calls",
-        &format!(
-            "entra={}, xero={}",
-            poller_calls.service("entra"),
-            poller_calls.xero()
-        ),
+        &format!("entra={}, xero={}", poller.service("entra"), poller.xero()),
     );
-    let detected = |d: &[Option<f64>]| d.iter().filter(|x| x.is_some()).count();
-    let worst = |d: &[Option<f64>]| -> Option<f64> {
-        if d.iter().any(Option::is_none) {
-            return None;
-        }
-        d.iter().flatten().copied().reduce(f64::max)
-    };
-    let mean = |d: &[Option<f64>]| {
-        let found: Vec<f64> = d.iter().flatten().copied().collect();
-        (!found.is_empty()).then(|| found.iter().sum::<f64>() / found.len() as f64)
-    };
-    let poller_worst = worst(&poll_delays);
+}
+
+/// Records how late each side noticed the 12:30 failures; the operator is held to the poller's
+/// worst delay (15 minutes when the poller missed some).
+fn report_detection(bench: &mut Bench, day: &Day) {
+    let (op_delays, poll_delays) = (&day.operator.delays, &day.poller.delays);
+    let poller_worst = worst(poll_delays);
     bench.report.info(
         S,
         "poller: failure detection delay, worst",
         poller_worst.unwrap_or(f64::NAN),
         "min",
         &format!(
-            "virtual minutes from the failure to the recovery refresh; {}/{FAILING} recovered, mean {:.1} min; {poller_heals} heals",
-            detected(&poll_delays),
-            mean(&poll_delays).unwrap_or(f64::NAN)
+            "virtual minutes from the failure to the recovery refresh; {}/{FAILING} recovered, mean {:.1} min; {} heals",
+            recovered(poll_delays),
+            mean(poll_delays).unwrap_or(f64::NAN),
+            day.poller_heals
         ),
     );
     bench.report.check(
         S,
         "operator: failure detection delay, worst",
-        worst(&op_delays),
+        worst(op_delays),
         "min",
         Target::AtMost(poller_worst.unwrap_or(15.0)),
         &format!(
             "no slower than the poller; {}/{FAILING} recovered, mean {:.1} min",
-            detected(&op_delays),
-            mean(&op_delays).unwrap_or(f64::NAN)
+            recovered(op_delays),
+            mean(op_delays).unwrap_or(f64::NAN)
         ),
     );
-    bench.report.info(
-        S,
-        "operator: XeroDatasets Ready at the end of the day",
-        ready_at_end as f64,
-        "objects",
-        &format!("of {DATASETS}"),
-    );
-    bench.details.insert(
-        S.to_owned(),
-        json!({
-            "timeScale": scale,
-            "datasets": DATASETS,
-            "failingAt1230": FAILING,
-            "operator": {"calls": operator_calls.by_service, "powerbiCalls": operator_calls.powerbi_by_kind,
-                         "detectionDelayMinutes": op_delays, "log": config.log},
-            "poller": {"calls": poller_calls.by_service, "powerbiCalls": poller_calls.powerbi_by_kind,
-                       "detectionDelayMinutes": poll_delays},
-        }),
-    );
-    Ok(())
+}
+
+/// How many of the failures were recovered.
+fn recovered(delays: &[Option<f64>]) -> usize {
+    delays.iter().filter(|x| x.is_some()).count()
+}
+
+/// The longest delay; `None` when a failure was never recovered.
+fn worst(delays: &[Option<f64>]) -> Option<f64> {
+    if delays.iter().any(Option::is_none) {
+        return None;
+    }
+    delays.iter().flatten().copied().reduce(f64::max)
+}
+
+/// The mean delay of the recovered failures; `None` when there were none.
+fn mean(delays: &[Option<f64>]) -> Option<f64> {
+    let found: Vec<f64> = delays.iter().flatten().copied().collect();
+    (!found.is_empty()).then(|| found.iter().sum::<f64>() / found.len() as f64)
 }
 
 /// Runs one slot's scheduled refreshes; the first `failing` datasets fail. Returns the start

@@ -113,74 +113,27 @@ impl ControlPlane {
 
     fn start_once(options: &Options) -> Result<Self> {
         let binaries = ensure_binaries()?;
-        let (tempdir, dir) = match &options.dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir)
-                    .map_err(io_err(format!("create {}", dir.display())))?;
-                (None, dir.clone())
-            }
-            None => {
-                let tmp = tempfile::Builder::new()
-                    .prefix("xero-testbed-")
-                    .tempdir()
-                    .map_err(io_err("create a temporary directory"))?;
-                let path = tmp.path().to_path_buf();
-                (Some(tmp), path)
-            }
-        };
+        let (tempdir, dir) = data_dir(options)?;
+        // Registered right after each spawn: if a later step fails, dropping the watchdog's
+        // stdin on return stops what has started so far.
         let mut watchdog = process::Watchdog::spawn(&dir, tempdir.is_some())?;
         let mut children = Vec::new();
 
         let [etcd_client, etcd_peer, api_port] = free_ports()?;
         let etcd_url = format!("http://127.0.0.1:{etcd_client}");
-        let etcd = process::spawn(
-            &binaries.etcd,
-            &[
-                "--name=testbed".into(),
-                format!("--data-dir={}", dir.join("etcd").display()),
-                format!("--listen-client-urls={etcd_url}"),
-                format!("--advertise-client-urls={etcd_url}"),
-                format!("--listen-peer-urls=http://127.0.0.1:{etcd_peer}"),
-                format!("--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}"),
-                format!("--initial-cluster=testbed=http://127.0.0.1:{etcd_peer}"),
-                "--listen-metrics-urls=".into(),
-                "--unsafe-no-fsync".into(),
-                "--log-level=warn".into(),
-            ],
-            &dir.join("etcd.log"),
-        )?;
+        let etcd = spawn_etcd(&binaries, &dir, &etcd_url, etcd_peer)?;
         watchdog.register(&etcd)?;
         children.push(etcd);
 
         let admin_token = random_token()?;
-        let tokens = dir.join("tokens.csv");
-        std::fs::write(
-            &tokens,
-            format!("{admin_token},admin,admin,\"system:masters\"\n"),
-        )
-        .map_err(io_err("write the token file"))?;
-        let sa_key = dir.join("service-account.key");
-        process::generate_rsa_key(&sa_key)?;
         let cert_dir = dir.join("certs");
-        let apiserver = process::spawn(
-            &binaries.kube_apiserver,
-            &[
-                format!("--etcd-servers={etcd_url}"),
-                "--bind-address=127.0.0.1".into(),
-                "--advertise-address=127.0.0.1".into(),
-                format!("--secure-port={api_port}"),
-                format!("--cert-dir={}", cert_dir.display()),
-                format!("--token-auth-file={}", tokens.display()),
-                "--authorization-mode=RBAC".into(),
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-                format!("--service-account-key-file={}", sa_key.display()),
-                format!("--service-account-signing-key-file={}", sa_key.display()),
-                "--service-cluster-ip-range=10.0.0.0/24".into(),
-                "--enable-priority-and-fairness=false".into(),
-                "--profiling=false".into(),
-                "-v=0".into(),
-            ],
-            &dir.join("kube-apiserver.log"),
+        let apiserver = spawn_apiserver(
+            &binaries,
+            &dir,
+            &etcd_url,
+            api_port,
+            &admin_token,
+            &cert_dir,
         )?;
         watchdog.register(&apiserver)?;
         children.push(apiserver);
@@ -201,19 +154,24 @@ impl ControlPlane {
         };
         std::fs::write(&plane.kubeconfig_path, plane.kubeconfig_yaml()?)
             .map_err(io_err("write the kubeconfig"))?;
+        plane.wait_ready_with_crds(options.crd_dir.as_deref())?;
+        Ok(plane)
+    }
 
+    /// Waits until the API server is ready, then installs the CRDs in `crd_dir`, if any, and
+    /// waits until they are Established. Blocks on a runtime of its own.
+    fn wait_ready_with_crds(&self, crd_dir: Option<&Path>) -> Result<()> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(io_err("build a runtime"))?;
         runtime.block_on(async {
-            plane.wait_ready().await?;
-            if let Some(crd_dir) = &options.crd_dir {
-                install_crds(&plane.client().await?, crd_dir).await?;
+            self.wait_ready().await?;
+            if let Some(crd_dir) = crd_dir {
+                install_crds(&self.client().await?, crd_dir).await?;
             }
-            Ok::<_, Error>(())
-        })?;
-        Ok(plane)
+            Ok(())
+        })
     }
 
     /// The API server's URL, `https://127.0.0.1:PORT`.
@@ -448,6 +406,91 @@ async fn wait_established(api: &Api<CustomResourceDefinition>, name: &str) -> Re
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The data directory: `options.dir` (created if missing), or a new temporary directory that
+/// is removed when the returned guard drops.
+fn data_dir(options: &Options) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
+    match &options.dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
+            Ok((None, dir.clone()))
+        }
+        None => {
+            let tmp = tempfile::Builder::new()
+                .prefix("xero-testbed-")
+                .tempdir()
+                .map_err(io_err("create a temporary directory"))?;
+            let path = tmp.path().to_path_buf();
+            Ok((Some(tmp), path))
+        }
+    }
+}
+
+/// Starts a single-member etcd serving clients at `etcd_url`, its data and log in `dir`.
+fn spawn_etcd(
+    binaries: &TestbedBinaries,
+    dir: &Path,
+    etcd_url: &str,
+    peer_port: u16,
+) -> Result<Child> {
+    process::spawn(
+        &binaries.etcd,
+        &[
+            "--name=testbed".into(),
+            format!("--data-dir={}", dir.join("etcd").display()),
+            format!("--listen-client-urls={etcd_url}"),
+            format!("--advertise-client-urls={etcd_url}"),
+            format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+            format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
+            format!("--initial-cluster=testbed=http://127.0.0.1:{peer_port}"),
+            "--listen-metrics-urls=".into(),
+            "--unsafe-no-fsync".into(),
+            "--log-level=warn".into(),
+        ],
+        &dir.join("etcd.log"),
+    )
+}
+
+/// Writes the admin token file and the service-account signing key into `dir`, then starts
+/// kube-apiserver with RBAC on `port`, its log in `dir` and its self-signed serving certificate
+/// in `cert_dir`.
+fn spawn_apiserver(
+    binaries: &TestbedBinaries,
+    dir: &Path,
+    etcd_url: &str,
+    port: u16,
+    admin_token: &str,
+    cert_dir: &Path,
+) -> Result<Child> {
+    let tokens = dir.join("tokens.csv");
+    std::fs::write(
+        &tokens,
+        format!("{admin_token},admin,admin,\"system:masters\"\n"),
+    )
+    .map_err(io_err("write the token file"))?;
+    let sa_key = dir.join("service-account.key");
+    process::generate_rsa_key(&sa_key)?;
+    process::spawn(
+        &binaries.kube_apiserver,
+        &[
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={port}"),
+            format!("--cert-dir={}", cert_dir.display()),
+            format!("--token-auth-file={}", tokens.display()),
+            "--authorization-mode=RBAC".into(),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            format!("--service-account-key-file={}", sa_key.display()),
+            format!("--service-account-signing-key-file={}", sa_key.display()),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--enable-priority-and-fairness=false".into(),
+            "--profiling=false".into(),
+            "-v=0".into(),
+        ],
+        &dir.join("kube-apiserver.log"),
+    )
 }
 
 /// Three distinct free ports on 127.0.0.1. Another process may take one before the server binds
