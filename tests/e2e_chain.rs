@@ -291,3 +291,71 @@ async fn a_power_bi_token_expired_early_is_replaced_at_once() {
         entra_before + 1
     );
 }
+
+/// A dataset a person configured belongs to that person: the operator's principal may change it
+/// only after a Take Over. Power BI refuses with "This operation is only supported for the
+/// dataset owner" (400 in users' reports, the simulator's default): with `takeOver: true` the
+/// operator takes it over and reads the datasource binding again; without, the status says what
+/// a person must do, with the dataset's settings page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dataset_someone_else_owns_is_taken_over_when_allowed_and_explained_when_not() {
+    let mut seed = healthy_seed(2);
+    for dataset in seed["workspaces"][0]["datasets"]
+        .as_sequence_mut()
+        .expect("datasets")
+    {
+        dataset["configuredBy"] = "finance.analyst@example.com".into();
+    }
+    let mut s = Scenario::start("e2e-owner", &seed_text(&seed)).await;
+    s.create_secrets().await;
+    s.apply_dataset(&dataset_manifest(
+        "allowed",
+        by_id(0, json!({"powerBI": {"takeOver": true}})),
+    ))
+    .await;
+    s.apply_dataset(&dataset_manifest("not-allowed", by_id(1, json!({}))))
+        .await;
+    s.start_operator();
+
+    s.wait_condition(
+        "allowed",
+        conditions::READY,
+        "True",
+        Some(Reason::Reconciled.as_str()),
+        WAIT,
+    )
+    .await;
+    let take_over = format!(
+        "/v1.0/myorg/groups/{WORKSPACE}/datasets/{}/Default.TakeOver",
+        dataset_id(0)
+    );
+    assert_eq!(s.count("POST", &take_over).await, 1);
+
+    let refused = s
+        .wait_condition(
+            "not-allowed",
+            conditions::READY,
+            "False",
+            Some(Reason::PowerBIForbidden.as_str()),
+            WAIT,
+        )
+        .await;
+    let message = conditions::find_condition(
+        &refused.status.as_ref().expect("status").conditions,
+        conditions::READY,
+    )
+    .expect("Ready")
+    .message
+    .clone();
+    let settings = format!(
+        "https://app.powerbi.com/groups/{WORKSPACE}/settings/datasets/{}",
+        dataset_id(1)
+    );
+    assert!(message.contains(&settings), "{message}");
+    assert!(message.contains("spec.powerBI.takeOver"), "{message}");
+    let not_taken = format!(
+        "/v1.0/myorg/groups/{WORKSPACE}/datasets/{}/Default.TakeOver",
+        dataset_id(1)
+    );
+    assert_eq!(s.count("POST", &not_taken).await, 0);
+}

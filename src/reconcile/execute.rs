@@ -123,7 +123,7 @@ async fn update_schedule(
     };
     let powerbi = &session.cloud.powerbi;
     let workspace = &session.spec.workspace_id;
-    match powerbi
+    let result = match powerbi
         .update_refresh_schedule(&token, workspace, dataset_id, &body)
         .await
     {
@@ -132,10 +132,10 @@ async fn update_schedule(
             powerbi
                 .update_refresh_schedule(&token, workspace, dataset_id, &body)
                 .await
-                .map_err(StepError::Call)
         }
-        other => other.map_err(StepError::Call),
-    }
+        other => other,
+    };
+    result.map_err(ownership_or_call)
 }
 
 async fn apply_credentials(
@@ -174,20 +174,29 @@ async fn apply_credentials(
         dataset_id.to_owned(),
         spec.datasource_id.clone(),
     );
-    let (gateway, datasource) = datasource_binding(session, &token, &binding_key).await?;
-    let update = || {
-        powerbi.update_datasource_oauth2(
-            &token,
-            &gateway,
-            &datasource,
-            &xero.access_token,
-            PrivacyLevel::Organizational,
-        )
+    let (mut gateway, mut datasource) = datasource_binding(session, &token, &binding_key).await?;
+    let update = |gateway: &str, datasource: &str| {
+        let (token, access_token) = (token.clone(), xero.access_token.clone());
+        let (gateway, datasource) = (gateway.to_owned(), datasource.to_owned());
+        async move {
+            powerbi
+                .update_datasource_oauth2(
+                    &token,
+                    &gateway,
+                    &datasource,
+                    &access_token,
+                    PrivacyLevel::Organizational,
+                )
+                .await
+        }
     };
-    let result = match update().await {
+    let result = match update(&gateway, &datasource).await {
         Err(err) if needs_ownership(&err) && spec.take_over => {
             take_over(session, &token, dataset_id).await?;
-            update().await
+            // The new owner's binding (gateway and datasource ids) can differ from the old one.
+            session.services.datasources.forget(&binding_key);
+            (gateway, datasource) = datasource_binding(session, &token, &binding_key).await?;
+            update(&gateway, &datasource).await
         }
         other => other,
     };
@@ -196,7 +205,13 @@ async fn apply_credentials(
     if result.is_err() {
         session.services.datasources.forget(&binding_key);
     }
-    result.map_err(|err| match err.category() {
+    result.map_err(|err| update_datasource_error(err, &datasource))
+}
+
+/// Why Update Datasource failed: not the owner, the credentials refused, or the call itself.
+fn update_datasource_error(err: ClientError, datasource: &str) -> StepError {
+    match err.category() {
+        _ if needs_ownership(&err) => ownership_or_call(err),
         // Power BI tests the connection when credentials are set and refuses ones that do not
         // work with 400 (for example DM_GWPipeline_Gateway_InvalidConnectionCredentials).
         ErrorCategory::InvalidRequest => StepError::Finding(Failure {
@@ -208,7 +223,7 @@ async fn apply_credentials(
             needs_human: true,
         }),
         _ => StepError::Call(err),
-    })
+    }
 }
 
 /// A Xero access token for `secret` and the tenant id of the spec's organisation among the
@@ -347,11 +362,31 @@ fn refresh_refusal(err: &ClientError) -> Option<RefreshRefusal> {
     }
 }
 
+/// Whether Power BI refused because the caller does not own the dataset: 401/403, or the live
+/// service's "This operation is only supported for the dataset owner", whose status is not
+/// documented (400 in reports).
 fn needs_ownership(err: &ClientError) -> bool {
+    let message = err.message().to_ascii_lowercase();
     matches!(
         err.category(),
         ErrorCategory::Forbidden | ErrorCategory::Unauthorized
-    )
+    ) || (err.category() == ErrorCategory::InvalidRequest && message.contains("dataset owner"))
+}
+
+/// An ownership refusal that taking over (not allowed, or not enough) did not cure: the person's
+/// next step is in the message; anything else keeps its own reason.
+fn ownership_or_call(err: ClientError) -> StepError {
+    if !needs_ownership(&err) || err.category() != ErrorCategory::InvalidRequest {
+        return StepError::Call(err);
+    }
+    StepError::Finding(Failure {
+        reason: Reason::PowerBIForbidden,
+        message: format!(
+            "the operator's Power BI principal does not own the dataset: {}",
+            err.message()
+        ),
+        needs_human: true,
+    })
 }
 
 async fn take_over(
@@ -450,6 +485,28 @@ mod tests {
             category,
             format!("Power BI RefreshDatasetInGroup failed: InvalidRequest: {message}"),
         ))
+    }
+
+    #[test]
+    fn not_owning_the_dataset_is_told_by_status_or_by_the_live_message() {
+        let error = |category, message: &str| {
+            ClientError::new(crate::error::Service::PowerBi, category, message)
+        };
+        let live = "Power BI UpdateDatasource failed with HTTP 400: PowerBINotAuthorizedException: This operation is only supported for the dataset owner";
+        assert!(needs_ownership(&error(ErrorCategory::InvalidRequest, live)));
+        assert!(needs_ownership(&error(ErrorCategory::Forbidden, "403")));
+        assert!(!needs_ownership(&error(
+            ErrorCategory::InvalidRequest,
+            "DM_GWPipeline_Gateway_InvalidConnectionCredentials"
+        )));
+        // Without takeOver, a 400 refusal becomes PowerBIForbidden, not a transient failure.
+        let StepError::Finding(failure) =
+            ownership_or_call(error(ErrorCategory::InvalidRequest, live))
+        else {
+            panic!("a finding");
+        };
+        assert_eq!(failure.reason, Reason::PowerBIForbidden);
+        assert!(failure.needs_human);
     }
 
     #[test]

@@ -109,9 +109,11 @@ pub fn require_owner(
     if world.powerbi.workspaces[w].datasets[d].configured_by == caller.owner_name {
         return Ok(());
     }
+    let status =
+        StatusCode::from_u16(world.config.owner_error_status).unwrap_or(StatusCode::BAD_REQUEST);
     Err(error(
-        StatusCode::FORBIDDEN,
+        status,
         "PowerBINotAuthorizedException",
-        &format!("Only the dataset owner can {action}. Take over the dataset first."),
+        &format!("This operation is only supported for the dataset owner ({action})"),
     ))
 }

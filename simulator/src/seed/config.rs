@@ -59,6 +59,10 @@ pub struct SimConfig {
     pub take_over_clears_credentials: bool,
     /// Whether Update Datasource tests the Xero token and rejects a bad one (UNCONFIRMED).
     pub validate_credentials_on_update: bool,
+    /// Status of a change by someone who does not own the dataset. The live message is "This
+    /// operation is only supported for the dataset owner"; its status is undocumented, 400 in
+    /// users' reports (UNCONFIRMED; 403 is the other plausible one).
+    pub owner_error_status: u16,
     /// Refresh history entries kept per dataset (documented: up to 60).
     pub history_retention: usize,
     /// Per-principal request limit for the Power BI and Xero APIs; off when absent.
@@ -92,6 +96,7 @@ impl Default for SimConfig {
             strict_disable_request: true,
             take_over_clears_credentials: true,
             validate_credentials_on_update: false,
+            owner_error_status: 400,
             history_retention: 60,
             rate_limit: None,
             odata_context_host: "https://wabi-north-europe-redirect.analysis.windows.net"
