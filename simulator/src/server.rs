@@ -135,6 +135,7 @@ async fn serve_request(State(shared): State<Arc<Shared>>, request: Request) -> R
     let route = Route::parse(&path);
     let service = route.service();
     let method = parts.method.clone();
+    let unstated_length = states_no_length(&parts);
 
     let Ok(body) = axum::body::to_bytes(body, BODY_LIMIT).await else {
         let response = powerbi::error(
@@ -181,6 +182,12 @@ async fn serve_request(State(shared): State<Arc<Shared>>, request: Request) -> R
             status,
             fault.as_ref().and_then(|f| f.retry_after_seconds),
         ),
+        None if unstated_length
+            && service == Service::PowerBi
+            && world.config.require_content_length =>
+        {
+            length_required()
+        }
         None => {
             world.settle();
             dispatch(&mut world, &req, &route)
@@ -201,6 +208,25 @@ async fn serve_request(State(shared): State<Arc<Shared>>, request: Request) -> R
     drop(world);
     tracing::debug!(method = %req.method, path = %req.path, status = response.status.as_u16(), "served");
     response.into_response()
+}
+
+/// Whether the request is a POST over HTTP/1.1 that states no length (no `Content-Length`, no
+/// `Transfer-Encoding`).
+fn states_no_length(parts: &axum::http::request::Parts) -> bool {
+    use axum::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    parts.method == Method::POST
+        && parts.version == axum::http::Version::HTTP_11
+        && !parts.headers.contains_key(CONTENT_LENGTH)
+        && !parts.headers.contains_key(TRANSFER_ENCODING)
+}
+
+/// What several Microsoft front ends answer to a POST of unstated length (the body is a guess).
+fn length_required() -> SimResponse {
+    powerbi::error(
+        StatusCode::LENGTH_REQUIRED,
+        "LengthRequired",
+        "Length Required: the request must state its length (Content-Length).",
+    )
 }
 
 /// Adds a fault's `Retry-After` (unless the response has one) and truncates the body if the

@@ -887,3 +887,29 @@ async fn the_rate_limit_answers_429_with_retry_after() {
         Some("minute")
     );
 }
+
+/// Several Microsoft front ends answer 411 to a body-less POST over HTTP/1.1 that states no
+/// length (reqwest sends none by default); the simulator does too unless told otherwise.
+#[tokio::test]
+async fn a_post_that_states_no_length_gets_411_and_one_that_does_is_served() {
+    let h = Harness::start().await;
+    let token = h.pbi_token().await;
+    let path = format!("/v1.0/myorg/groups/{GROUP}/datasets/{DATASET}/refreshes");
+    let before = h.history(&token, DATASET).await.len();
+    h.post_without_length(&path, &token)
+        .await
+        .assert_pbi_error(411, "LengthRequired");
+    assert_eq!(
+        h.history(&token, DATASET).await.len(),
+        before,
+        "nothing started"
+    );
+    assert_eq!(h.refresh_now(&token, DATASET).await.status, 202);
+    assert_eq!(h.history(&token, DATASET).await.len(), before + 1);
+
+    let mut seed = seed();
+    seed.config.require_content_length = false;
+    let lenient = Harness::start_with(seed).await;
+    let token = lenient.pbi_token().await;
+    assert_eq!(lenient.post_without_length(&path, &token).await.status, 202);
+}

@@ -1,6 +1,6 @@
 //! Typed calls of the Power BI REST API, all through one request helper.
 
-use reqwest::header::ACCEPT;
+use reqwest::header::{ACCEPT, CONTENT_LENGTH};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -314,8 +314,14 @@ impl PowerBiClient {
             if !query.is_empty() {
                 request = request.query(query);
             }
-            if let Some(body) = body {
-                request = request.json(body);
+            match body {
+                Some(body) => request = request.json(body),
+                // Several Microsoft front ends answer 411 to a body-less POST over HTTP/1.1
+                // that does not say its length.
+                None if method == Method::POST => {
+                    request = request.header(CONTENT_LENGTH, "0");
+                }
+                None => {}
             }
             request
         })

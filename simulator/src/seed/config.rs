@@ -63,6 +63,9 @@ pub struct SimConfig {
     /// operation is only supported for the dataset owner"; its status is undocumented, 400 in
     /// users' reports (UNCONFIRMED; 403 is the other plausible one).
     pub owner_error_status: u16,
+    /// Whether a Power BI POST over HTTP/1.1 that states no length (no `Content-Length`, no
+    /// `Transfer-Encoding`) is answered 411, as several Microsoft front ends do.
+    pub require_content_length: bool,
     /// Refresh history entries kept per dataset (documented: up to 60).
     pub history_retention: usize,
     /// Per-principal request limit for the Power BI and Xero APIs; off when absent.
@@ -97,6 +100,7 @@ impl Default for SimConfig {
             take_over_clears_credentials: true,
             validate_credentials_on_update: false,
             owner_error_status: 400,
+            require_content_length: true,
             history_retention: 60,
             rate_limit: None,
             odata_context_host: "https://wabi-north-europe-redirect.analysis.windows.net"

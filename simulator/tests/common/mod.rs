@@ -110,13 +110,26 @@ impl Harness {
         bearer: Option<&str>,
         body: Option<&Value>,
     ) -> Reply {
+        let method_is_post = method == Method::POST;
         let mut request = self.http.request(method, format!("{}{path}", self.url));
         if let Some(token) = bearer {
             request = request.bearer_auth(token);
         }
-        if let Some(body) = body {
-            request = request.json(body);
+        match body {
+            Some(body) => request = request.json(body),
+            // As a well-behaved client: Power BI's front ends refuse a POST of unstated length.
+            None if method_is_post => request = request.header("content-length", "0"),
+            None => {}
         }
+        read(request.send().await.expect("request sent")).await
+    }
+
+    /// Sends a POST with no body and no `Content-Length`, as reqwest does by default.
+    pub async fn post_without_length(&self, path: &str, bearer: &str) -> Reply {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(bearer);
         read(request.send().await.expect("request sent")).await
     }
 
