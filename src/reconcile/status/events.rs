@@ -56,12 +56,16 @@ impl EventSpec {
     }
 }
 
-/// One event per action that was carried out.
+/// One event per action that was carried out, except a passing chain check: it changes
+/// nothing a person would look for (the status shows it in `credentials.verifiedFor`), and
+/// thousands of datasets starting up would each post one. A failing check is an event through
+/// its Ready reason.
 pub(super) fn action_events(outcome: &Outcome) -> Vec<EventSpec> {
     let triggered = outcome.triggered_request_id.as_deref();
     outcome
         .executed
         .iter()
+        .filter(|action| **action != Action::ApplyCredentials(ApplyReason::CheckChain))
         .map(|action| match action {
             Action::UpdateSchedule(update) => {
                 EventSpec::normal(Reason::ScheduleUpdated, schedule_text(update), None)
@@ -71,19 +75,16 @@ pub(super) fn action_events(outcome: &Outcome) -> Vec<EventSpec> {
                 format!("applied fresh Xero credentials before the scheduled refresh at {slot}"),
                 Some(slot.to_string()),
             ),
-            Action::ApplyCredentials(ApplyReason::CheckChain) => EventSpec::normal(
-                Reason::CredentialsApplied,
-                "applied fresh Xero credentials to check the whole chain: Power BI, the dataset, Xero, the organisation and the datasource work together".into(),
-                None,
-            ),
-            Action::ApplyCredentials(ApplyReason::BeforeRefresh) => EventSpec::normal(
-                Reason::CredentialsApplied,
-                match triggered {
-                    Some(id) => format!("applied fresh Xero credentials before refresh {id}"),
-                    None => "applied fresh Xero credentials before a refresh".into(),
-                },
-                triggered.map(str::to_owned),
-            ),
+            Action::ApplyCredentials(ApplyReason::BeforeRefresh | ApplyReason::CheckChain) => {
+                EventSpec::normal(
+                    Reason::CredentialsApplied,
+                    match triggered {
+                        Some(id) => format!("applied fresh Xero credentials before refresh {id}"),
+                        None => "applied fresh Xero credentials before a refresh".into(),
+                    },
+                    triggered.map(str::to_owned),
+                )
+            }
             Action::TriggerRefresh(why) => {
                 let id = triggered.unwrap_or("unknown");
                 let message = match why {
@@ -259,6 +260,15 @@ mod tests {
         let a = refresh_outcome_event(Some(&running), &ended("a")).expect("event");
         let b = refresh_outcome_event(Some(&running), &ended("b")).expect("event");
         assert_ne!(a.series_action(), b.series_action());
+    }
+
+    #[test]
+    fn a_passing_chain_check_posts_no_event() {
+        let check = outcome(
+            vec![Action::ApplyCredentials(ApplyReason::CheckChain)],
+            "unused",
+        );
+        assert!(action_events(&check).is_empty());
     }
 
     #[test]
