@@ -404,8 +404,7 @@ async fn take_over(
 }
 
 /// The gateway and datasource ids of the dataset's Xero datasource: the one `datasource_id`
-/// names, else the only one that looks like Xero (the Xero connector reports as an
-/// `Extension` of kind `Xero`; custom builds may use a Web or OData source on a xero.com URL).
+/// names, else the only one; either way it must be Xero ([`is_xero`]).
 fn xero_datasource(
     datasources: &[Datasource],
     datasource_id: Option<&str>,
@@ -416,9 +415,8 @@ fn xero_datasource(
         .collect();
     let candidates = bound
         .iter()
-        .filter(|(d, (_, id))| match datasource_id {
-            Some(wanted) => id.eq_ignore_ascii_case(wanted),
-            None => looks_like_xero(d),
+        .filter(|(d, (_, id))| {
+            is_xero(d) && datasource_id.is_none_or(|wanted| id.eq_ignore_ascii_case(wanted))
         })
         .map(|(_, b)| *b);
     match Matches::of(candidates) {
@@ -426,7 +424,9 @@ fn xero_datasource(
         Matches::None => Err(StepError::Finding(Failure {
             reason: Reason::DatasourceNotFound,
             message: match datasource_id {
-                Some(id) => format!("the dataset has no datasource {id} bound to a gateway"),
+                Some(id) => format!(
+                    "the dataset has no Xero datasource {id} bound to a gateway (the Xero connector, or a source on https://api.xero.com)"
+                ),
                 None => format!(
                     "none of the dataset's {} datasources is a Xero datasource bound to a gateway",
                     datasources.len()
@@ -445,17 +445,26 @@ fn xero_datasource(
     }
 }
 
-fn looks_like_xero(datasource: &Datasource) -> bool {
+/// Whether the datasource really is Xero: the Xero connector (an `Extension` of kind `Xero`),
+/// or a source on `https://api.xero.com`. A name that merely contains "xero" is not enough, even
+/// when `spec.dataset.datasourceId` names it: a workspace contributor could point a source at a
+/// host of their own and receive a fresh Xero access token before every slot.
+fn is_xero(datasource: &Datasource) -> bool {
     let details = &datasource.connection_details;
-    let mentions = |value: &Option<String>| {
-        value
+    let connector = datasource
+        .datasource_type
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("Extension"))
+        && details
+            .kind
             .as_deref()
-            .is_some_and(|v| v.to_ascii_lowercase().contains("xero"))
-    };
-    mentions(&details.kind)
-        || mentions(&details.url)
-        || mentions(&details.path)
-        || mentions(&details.server)
+            .is_some_and(|k| k.eq_ignore_ascii_case("Xero"));
+    let api = details
+        .url
+        .as_deref()
+        .and_then(|url| reqwest::Url::parse(url).ok())
+        .is_some_and(|url| url.scheme() == "https" && url.host_str() == Some("api.xero.com"));
+    connector || api
 }
 
 #[cfg(test)]
@@ -536,6 +545,41 @@ mod tests {
         assert_eq!(
             refused(C::InvalidRequest, "The dataset cannot be refreshed."),
             None
+        );
+    }
+
+    #[test]
+    fn only_a_real_xero_datasource_gets_xero_credentials_even_when_named_by_id() {
+        let web = |url: &str, id: &str| -> Datasource {
+            serde_json::from_value(serde_json::json!({
+                "datasourceType": "Web",
+                "connectionDetails": {"url": url},
+                "gatewayId": "g",
+                "datasourceId": id,
+            }))
+            .expect("datasource")
+        };
+        let api = web("https://api.xero.com/api.xro/2.0/Invoices", "api");
+        assert!(is_xero(&api));
+        for lookalike in [
+            web("https://xero.attacker.example/collect", "l1"),
+            web("https://api.xero.com.attacker.example/", "l2"),
+            web("http://api.xero.com/", "l3"),
+        ] {
+            assert!(!is_xero(&lookalike), "{:?}", lookalike.connection_details);
+        }
+        let mut odd = datasource("NotXeroReally", "g", "l4");
+        odd.connection_details.path = Some("xero".into());
+        assert!(!is_xero(&odd));
+        // Named by id, a look-alike is still refused.
+        let sources = [web("https://xero.attacker.example/", "l1"), api];
+        assert_eq!(
+            reason_of(xero_datasource(&sources, Some("l1")).expect_err("look-alike")),
+            Some(Reason::DatasourceNotFound)
+        );
+        assert_eq!(
+            xero_datasource(&sources, None).expect("the real one"),
+            ("g".into(), "api".into())
         );
     }
 
