@@ -44,17 +44,6 @@ fn by_id(i: usize, overrides: serde_json::Value) -> serde_json::Value {
     spec
 }
 
-fn merge(target: &mut serde_json::Value, patch: serde_json::Value) {
-    match (target, patch) {
-        (serde_json::Value::Object(target), serde_json::Value::Object(patch)) => {
-            for (key, value) in patch {
-                merge(target.entry(key).or_insert(serde_json::Value::Null), value);
-            }
-        }
-        (target, patch) => *target = patch,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_broken_link_of_the_chain_shows_at_once_with_its_own_reason() {
     let mut seed = healthy_seed(5);
@@ -180,14 +169,7 @@ async fn a_revoked_grant_is_reported_as_such_and_a_new_sign_in_heals_it_within_s
     s.apply_dataset(&dataset_manifest("regrant", by_id(0, json!({}))))
         .await;
     s.start_operator();
-    s.wait_condition(
-        "regrant",
-        conditions::READY,
-        "True",
-        Some(Reason::Reconciled.as_str()),
-        WAIT,
-    )
-    .await;
+    s.wait_reconciled("regrant", WAIT).await;
 
     // The user revokes the app's access in Xero: the operator's cached access token now sees
     // no organisation. A refresh request makes it apply credentials with that token.
@@ -198,11 +180,7 @@ async fn a_revoked_grant_is_reported_as_such_and_a_new_sign_in_heals_it_within_s
         json!({"refreshToken": current}),
     )
     .await;
-    let annotate = json!({"metadata": {"annotations": {"xero-operator.dev/refresh-requested-at": "after-revoke"}}});
-    s.datasets()
-        .patch("regrant", &PatchParams::default(), &Patch::Merge(&annotate))
-        .await
-        .expect("annotate");
+    s.request_refresh("regrant", "after-revoke").await;
     // Reported as the rejected sign-in it is, not as a missing organisation.
     s.wait_condition(
         "regrant",
@@ -221,14 +199,7 @@ async fn a_revoked_grant_is_reported_as_such_and_a_new_sign_in_heals_it_within_s
         .patch("xero-app", &PatchParams::default(), &Patch::Merge(&secret))
         .await
         .expect("patch secret");
-    s.wait_condition(
-        "regrant",
-        conditions::READY,
-        "True",
-        Some(Reason::Reconciled.as_str()),
-        WAIT,
-    )
-    .await;
+    s.wait_reconciled("regrant", WAIT).await;
     assert_ne!(
         s.secret_value("xero-app", "refreshToken").await,
         "spare-refresh-token",
@@ -246,14 +217,7 @@ async fn a_power_bi_token_expired_early_is_replaced_at_once() {
     s.apply_dataset(&dataset_manifest("expired", by_id(0, json!({}))))
         .await;
     s.start_operator();
-    s.wait_condition(
-        "expired",
-        conditions::READY,
-        "True",
-        Some(Reason::Reconciled.as_str()),
-        WAIT,
-    )
-    .await;
+    s.wait_reconciled("expired", WAIT).await;
     let entra_before = s
         .count("POST", &format!("/{TENANT}/oauth2/v2.0/token"))
         .await;
@@ -261,11 +225,7 @@ async fn a_power_bi_token_expired_early_is_replaced_at_once() {
     // Two hours pass for the services, not for the operator: its cached tokens are now expired.
     s.admin(Method::POST, "clock/advance", json!({"seconds": 7200}))
         .await;
-    let annotate = json!({"metadata": {"annotations": {"xero-operator.dev/refresh-requested-at": "after-expiry"}}});
-    s.datasets()
-        .patch("expired", &PatchParams::default(), &Patch::Merge(&annotate))
-        .await
-        .expect("annotate");
+    s.request_refresh("expired", "after-expiry").await;
     s.wait_for("expired", "the requested refresh completed", WAIT, |x| {
         let status = x.status.as_ref();
         status.and_then(|st| st.last_handled_refresh_at.as_deref()) == Some("after-expiry")
@@ -317,14 +277,7 @@ async fn a_dataset_someone_else_owns_is_taken_over_when_allowed_and_explained_wh
         .await;
     s.start_operator();
 
-    s.wait_condition(
-        "allowed",
-        conditions::READY,
-        "True",
-        Some(Reason::Reconciled.as_str()),
-        WAIT,
-    )
-    .await;
+    s.wait_reconciled("allowed", WAIT).await;
     let take_over = format!(
         "/v1.0/myorg/groups/{WORKSPACE}/datasets/{}/Default.TakeOver",
         dataset_id(0)

@@ -175,24 +175,7 @@ async fn serve_request(State(shared): State<Arc<Shared>>, request: Request) -> R
     }
 
     let mut world = shared.world();
-    let mut response = match fault.as_ref().and_then(|f| f.status) {
-        Some(status) => faulted(
-            &world,
-            service,
-            status,
-            fault.as_ref().and_then(|f| f.retry_after_seconds),
-        ),
-        None if unstated_length
-            && service == Service::PowerBi
-            && world.config.require_content_length =>
-        {
-            length_required()
-        }
-        None => {
-            world.settle();
-            dispatch(&mut world, &req, &route)
-        }
-    };
+    let mut response = respond(&mut world, &req, &route, fault.as_ref(), unstated_length);
     if let Some(fault) = &fault {
         response = finish_faulted(response, fault);
     }
@@ -208,6 +191,31 @@ async fn serve_request(State(shared): State<Arc<Shared>>, request: Request) -> R
     drop(world);
     tracing::debug!(method = %req.method, path = %req.path, status = response.status.as_u16(), "served");
     response.into_response()
+}
+
+/// The answer to `req`: the fault's error, 411 for a Power BI POST of unstated length, or what
+/// the route serves.
+fn respond(
+    world: &mut World,
+    req: &SimRequest,
+    route: &Route,
+    fault: Option<&FaultSpec>,
+    unstated_length: bool,
+) -> SimResponse {
+    let service = route.service();
+    if let Some(status) = fault.and_then(|f| f.status) {
+        return faulted(
+            world,
+            service,
+            status,
+            fault.and_then(|f| f.retry_after_seconds),
+        );
+    }
+    if unstated_length && service == Service::PowerBi && world.config.require_content_length {
+        return length_required();
+    }
+    world.settle();
+    dispatch(world, req, route)
 }
 
 /// Whether the request is a POST over HTTP/1.1 that states no length (no `Content-Length`, no

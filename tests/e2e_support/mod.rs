@@ -95,7 +95,8 @@ pub fn dataset_manifest(name: &str, overrides: Value) -> Value {
     manifest
 }
 
-fn merge(target: &mut Value, patch: Value) {
+/// Merges `patch` into `target`, object by object (a JSON merge patch without deletions).
+pub fn merge(target: &mut Value, patch: Value) {
     match (target, patch) {
         (Value::Object(target), Value::Object(patch)) => {
             for (key, value) in patch {
@@ -435,6 +436,22 @@ impl Scenario {
             .flat_map(|w| w["datasets"].as_array().cloned().unwrap_or_default())
             .find(|d| d["id"] == DATASET)
             .expect("dataset in simulator state")
+    }
+
+    /// Waits until `name` is Ready=True with reason Reconciled.
+    pub async fn wait_reconciled(&self, name: &str, within: Duration) -> XeroDataset {
+        self.wait_condition(name, "Ready", "True", Some("Reconciled"), within)
+            .await
+    }
+
+    /// Asks for a refresh of `name` with the refresh-requested-at annotation set to `value`.
+    pub async fn request_refresh(&self, name: &str, value: &str) {
+        let annotate =
+            json!({"metadata": {"annotations": {"xero-operator.dev/refresh-requested-at": value}}});
+        self.datasets()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&annotate))
+            .await
+            .expect("annotate");
     }
 
     /// Event reasons on the XeroDataset `name`, oldest first.

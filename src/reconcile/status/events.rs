@@ -65,44 +65,45 @@ pub(super) fn action_events(outcome: &Outcome) -> Vec<EventSpec> {
     outcome
         .executed
         .iter()
-        .filter(|action| **action != Action::ApplyCredentials(ApplyReason::CheckChain))
-        .map(|action| match action {
-            Action::UpdateSchedule(update) => {
-                EventSpec::normal(Reason::ScheduleUpdated, schedule_text(update), None)
-            }
-            Action::ApplyCredentials(ApplyReason::BeforeSlot(slot)) => EventSpec::normal(
-                Reason::CredentialsApplied,
-                format!("applied fresh Xero credentials before the scheduled refresh at {slot}"),
-                Some(slot.to_string()),
-            ),
-            Action::ApplyCredentials(ApplyReason::BeforeRefresh | ApplyReason::CheckChain) => {
-                EventSpec::normal(
-                    Reason::CredentialsApplied,
-                    match triggered {
-                        Some(id) => format!("applied fresh Xero credentials before refresh {id}"),
-                        None => "applied fresh Xero credentials before a refresh".into(),
-                    },
-                    triggered.map(str::to_owned),
-                )
-            }
-            Action::TriggerRefresh(why) => {
-                let id = triggered.unwrap_or("unknown");
-                let message = match why {
-                    TriggerReason::RecoverFailure { request_id } => {
-                        format!("started refresh {id} to recover from failed refresh {request_id}")
-                    }
-                    TriggerReason::Requested { value } => {
-                        format!("started refresh {id} as requested at {value}")
-                    }
-                };
-                EventSpec::normal(
-                    Reason::RefreshTriggered,
-                    message,
-                    triggered.map(str::to_owned),
-                )
-            }
-        })
+        .filter_map(|action| action_event(action, triggered))
         .collect()
+}
+
+/// The event of one action carried out; `triggered` is the refresh the operator started.
+fn action_event(action: &Action, triggered: Option<&str>) -> Option<EventSpec> {
+    let about_refresh = triggered.map(str::to_owned);
+    let event = match action {
+        Action::UpdateSchedule(update) => {
+            EventSpec::normal(Reason::ScheduleUpdated, schedule_text(update), None)
+        }
+        Action::ApplyCredentials(ApplyReason::CheckChain) => return None,
+        Action::ApplyCredentials(ApplyReason::BeforeSlot(slot)) => EventSpec::normal(
+            Reason::CredentialsApplied,
+            format!("applied fresh Xero credentials before the scheduled refresh at {slot}"),
+            Some(slot.to_string()),
+        ),
+        Action::ApplyCredentials(ApplyReason::BeforeRefresh) => EventSpec::normal(
+            Reason::CredentialsApplied,
+            match triggered {
+                Some(id) => format!("applied fresh Xero credentials before refresh {id}"),
+                None => "applied fresh Xero credentials before a refresh".into(),
+            },
+            about_refresh,
+        ),
+        Action::TriggerRefresh(why) => {
+            let id = triggered.unwrap_or("unknown");
+            let message = match why {
+                TriggerReason::RecoverFailure { request_id } => {
+                    format!("started refresh {id} to recover from failed refresh {request_id}")
+                }
+                TriggerReason::Requested { value } => {
+                    format!("started refresh {id} as requested at {value}")
+                }
+            };
+            EventSpec::normal(Reason::RefreshTriggered, message, about_refresh)
+        }
+    };
+    Some(event)
 }
 
 fn schedule_text(update: &ScheduleUpdate) -> String {
