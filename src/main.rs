@@ -47,6 +47,9 @@ enum Command {
     Refresh(cli::refresh::RefreshArgs),
     /// Show a XeroDataset's conditions, refreshes, recovery counters and recent events.
     Status(cli::status::StatusArgs),
+    /// Check a XeroDataset's whole chain now (Power BI sign-in, dataset, datasource, Xero
+    /// sign-in, organisation, credentials accepted) and print each link with pass or fail.
+    Check(Box<cli::check::CheckArgs>),
 }
 
 /// Parses the command line; installed as `kubectl-xero`, the binary is the kubectl plugin
@@ -100,5 +103,6 @@ async fn main() -> ExitCode {
         Command::XeroLogin(args) => cli_outcome(cli::login::xero_login(*args).await),
         Command::Refresh(args) => cli_outcome(cli::refresh::refresh(args).await),
         Command::Status(args) => cli_outcome(cli::status::status(args).await),
+        Command::Check(args) => cli_outcome(cli::check::check(*args).await),
     }
 }

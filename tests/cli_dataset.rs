@@ -82,13 +82,19 @@ impl Scenario {
         self.e2e.wait_for(NAME, what, within, ready).await
     }
 
-    /// Runs the CLI binary with the testbed's kubeconfig.
+    /// Runs the CLI binary with the testbed's kubeconfig, and the simulator as every cloud
+    /// service (as the operator of the scenario has).
     async fn cli(&self, args: &[&str]) -> Run {
+        let url = self.sim.url();
         let output = tokio::time::timeout(
             Duration::from_secs(120),
             tokio::process::Command::new(env!("CARGO_BIN_EXE_xero-operator"))
                 .args(args)
                 .env("KUBECONFIG", self.env.plane.kubeconfig_path())
+                .env("XERO_OPERATOR_POWERBI_API_URL", &url)
+                .env("XERO_OPERATOR_AUTHORITY_HOST", &url)
+                .env("XERO_OPERATOR_XERO_IDENTITY_URL", &url)
+                .env("XERO_OPERATOR_XERO_API_URL", &url)
                 .stdin(Stdio::null())
                 .kill_on_drop(true)
                 .output(),
@@ -523,5 +529,125 @@ async fn status_shows_conditions_refreshes_recovery_and_events_in_columns() {
     assert!(
         plugin_out.contains("XeroRefreshTokenRejected"),
         "{plugin_out}"
+    );
+}
+
+/// The line of the check's report about `link` (a phrase of its title).
+fn link_line<'a>(report: &'a str, link: &str) -> &'a str {
+    report
+        .lines()
+        .find(|line| line.contains(link))
+        .unwrap_or_else(|| panic!("no line about {link:?} in:\n{report}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_prints_each_link_of_the_chain_and_fails_at_a_typo_in_the_organisation() {
+    let scenario = Scenario::start("cli-check").await;
+    scenario.e2e.create_secrets().await;
+    let ns = scenario.env.namespace.clone();
+    // A prefix of the connected organisation's name: everything before the organisation holds.
+    scenario
+        .e2e
+        .apply_dataset(&dataset_manifest(
+            NAME,
+            json!({"xero": {"organisation": "Demo Company"}}),
+        ))
+        .await;
+    let updates_before = scenario.count("PATCH", "/v1.0/myorg/gateways/").await;
+    let broken = scenario.cli(&["check", NAME, "-n", &ns]).await;
+    assert!(
+        !broken.success,
+        "a broken chain fails the command:\n{}",
+        broken.stdout
+    );
+    let report = &broken.stdout;
+    for passed in [
+        "spec is valid",
+        "principal signs in",
+        "dataset is found",
+        "one Xero datasource",
+        "refresh token exchanges",
+    ] {
+        assert!(
+            link_line(report, passed).trim_start().starts_with("PASS"),
+            "{report}"
+        );
+    }
+    let organisation = link_line(report, "among Xero's connections");
+    assert!(
+        organisation.contains("FAIL") && organisation.contains("OrganisationNotFound"),
+        "{report}"
+    );
+    assert!(link_line(report, "accepts the Xero credentials").contains("SKIP"));
+    assert!(
+        report.contains("Demo Company (UK)"),
+        "the message names the connected organisations:\n{report}"
+    );
+    assert!(
+        broken.stderr.contains("OrganisationNotFound"),
+        "{}",
+        broken.stderr
+    );
+    assert_eq!(
+        scenario.count("PATCH", "/v1.0/myorg/gateways/").await,
+        updates_before,
+        "no credentials are applied past a broken link"
+    );
+    // The exchange rotated the refresh token, and the new one is stored.
+    let stored = scenario.secret_value("xero-app", "refreshToken").await;
+    assert_ne!(stored, e2e_support::INITIAL_REFRESH_TOKEN);
+    assert!(!report.contains(&stored), "no token in the report");
+
+    // Fixed, every link holds, and Power BI got the credentials once.
+    scenario.apply_dataset().await;
+    let fixed = scenario.cli(&["check", NAME, "-n", &ns]).await;
+    assert!(fixed.success, "{}\n{}", fixed.stdout, fixed.stderr);
+    let passes = fixed
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("PASS"))
+        .count();
+    assert_eq!(passes, 7, "{}", fixed.stdout);
+    assert!(link_line(&fixed.stdout, "among Xero's connections").contains("Demo Company (UK)"));
+    assert_eq!(
+        scenario.count("PATCH", "/v1.0/myorg/gateways/").await,
+        updates_before + 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_names_a_missing_dataset_and_a_missing_xero_dataset_clearly() {
+    let scenario = Scenario::start("cli-check-missing").await;
+    scenario.e2e.create_secrets().await;
+    let ns = scenario.env.namespace.clone();
+    let absent = scenario.cli(&["check", "nobody", "-n", &ns]).await;
+    assert!(!absent.success);
+    assert!(
+        absent
+            .stderr
+            .contains(&format!("XeroDataset {ns}/nobody not found")),
+        "{}",
+        absent.stderr
+    );
+
+    scenario
+        .e2e
+        .apply_dataset(&dataset_manifest(
+            NAME,
+            json!({"dataset": {"name": "Sales"}}),
+        ))
+        .await;
+    let run = scenario.cli(&["check", NAME, "-n", &ns]).await;
+    assert!(!run.success);
+    let dataset = link_line(&run.stdout, "dataset is found");
+    assert!(
+        dataset.contains("FAIL") && dataset.contains("DatasetNotFound"),
+        "{}",
+        run.stdout
+    );
+    // Nothing past the dataset ran: the refresh token is untouched.
+    assert_eq!(
+        scenario.secret_value("xero-app", "refreshToken").await,
+        e2e_support::INITIAL_REFRESH_TOKEN
     );
 }

@@ -1,10 +1,12 @@
 //! The user-facing commands besides `run` and `crd`: `xero-login` (first sign-in to Xero),
-//! `refresh` (ask for one refresh now, optionally wait for its outcome) and `status` (a
-//! XeroDataset's health, readable in a terminal).
+//! `refresh` (ask for one refresh now, optionally wait for its outcome), `status` (a
+//! XeroDataset's health, readable in a terminal) and `check` (the preflight of the whole chain,
+//! from the user's terminal).
 //!
 //! They talk to the cluster of the current kubeconfig (`KUBECONFIG`, or in-cluster), like
 //! kubectl, and also run as a kubectl plugin when the binary is installed as `kubectl-xero`.
 
+pub mod check;
 pub mod login;
 pub mod refresh;
 pub mod status;
@@ -53,6 +55,8 @@ pub enum CliError {
     Login(String),
     #[error("{0}")]
     Refresh(String),
+    #[error("{0}")]
+    Check(String),
     #[error("timed out after {waited}: {what}")]
     Timeout { waited: String, what: String },
 }
@@ -77,6 +81,22 @@ pub async fn connect(namespace: Option<&str>) -> Result<(Client, String), CliErr
         _ => client.default_namespace().to_owned(),
     };
     Ok((client, namespace))
+}
+
+/// The XeroDataset `namespace/name`, or [`CliError::DatasetNotFound`].
+pub async fn read_dataset(
+    datasets: &kube::Api<crate::api::XeroDataset>,
+    namespace: &str,
+    name: &str,
+) -> Result<crate::api::XeroDataset, CliError> {
+    datasets
+        .get_opt(name)
+        .await
+        .map_err(|e| CliError::kubernetes(format!("read XeroDataset {namespace}/{name}"), e))?
+        .ok_or_else(|| CliError::DatasetNotFound {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        })
 }
 
 /// A duration as kubectl prints ages: the largest unit or two (`45s`, `3m20s`, `5h`, `2d3h`).

@@ -145,14 +145,7 @@ impl Target {
     }
 
     async fn read(&self) -> Result<XeroDataset, CliError> {
-        self.datasets
-            .get_opt(&self.name)
-            .await
-            .map_err(|e| CliError::kubernetes(format!("read XeroDataset {}", self.path()), e))?
-            .ok_or_else(|| CliError::DatasetNotFound {
-                namespace: self.namespace.clone(),
-                name: self.name.clone(),
-            })
+        super::read_dataset(&self.datasets, &self.namespace, &self.name).await
     }
 }
 

@@ -8,7 +8,7 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams};
 
-use super::{CliError, align_columns, connect, relative_time, short_duration};
+use super::{CliError, align_columns, connect, read_dataset, relative_time, short_duration};
 use crate::api::conditions::ALL_TYPES;
 use crate::api::{XeroDataset, XeroDatasetStatus};
 
@@ -28,15 +28,9 @@ pub struct StatusArgs {
 /// Prints the report.
 pub async fn status(args: StatusArgs) -> Result<(), CliError> {
     let (client, namespace) = connect(args.namespace.as_deref()).await?;
-    let where_ = format!("{namespace}/{}", args.name);
-    let xds = Api::<XeroDataset>::namespaced(client.clone(), &namespace)
-        .get_opt(&args.name)
-        .await
-        .map_err(|e| CliError::kubernetes(format!("read XeroDataset {where_}"), e))?
-        .ok_or_else(|| CliError::DatasetNotFound {
-            namespace: namespace.clone(),
-            name: args.name.clone(),
-        })?;
+    let datasets = Api::<XeroDataset>::namespaced(client.clone(), &namespace);
+    let xds = read_dataset(&datasets, &namespace, &args.name).await?;
+
     let events = Api::<Event>::namespaced(client, &namespace)
         .list(&ListParams::default())
         .await

@@ -13,7 +13,7 @@ use crate::error::{ClientError, ErrorCategory};
 use crate::matches::Matches;
 use crate::powerbi::models::{Datasource, PrivacyLevel, RefreshScheduleUpdate};
 use crate::secret::SecretString;
-use crate::xero::{XeroAccessToken, XeroSecretRef, find_organisation};
+use crate::xero::{XeroAccessToken, XeroConnection, XeroSecretRef, find_organisation};
 
 /// The Xero access token applied to the datasource must outlive the refresh that uses it:
 /// Power BI starts a scheduled refresh up to 15 minutes after its slot, and Xero access tokens
@@ -143,69 +143,113 @@ async fn apply_credentials(
     dataset_id: &str,
     executed: &mut Executed,
 ) -> Result<(), StepError> {
-    let spec = session.spec;
-    let secret = XeroSecretRef {
-        namespace: session.namespace.to_owned(),
-        name: spec.xero_secret.name.clone(),
-        client_id_key: spec.xero_secret.client_id_key.clone(),
-        client_secret_key: spec.xero_secret.client_secret_key.clone(),
-        refresh_token_key: spec.xero_secret.refresh_token_key.clone(),
-    };
-    let (xero, tenant_id) = match xero_organisation(session, &secret).await {
-        // A cached access token may belong to a grant revoked since, or have expired early: a
-        // fresh exchange tells a revoked sign-in (XeroRefreshTokenRejected) from an organisation
-        // that is not there, and replaces an expired token.
-        Err((err, true)) if a_fresh_token_may_help(&err) => {
-            session.services.xero.forget(&secret).await;
-            xero_organisation(session, &secret)
-                .await
-                .map_err(|(err, _)| err)?
-        }
-        other => other.map_err(|(err, _)| err)?,
-    };
+    let secret = session.xero_secret();
+    let (xero, tenant_id) = xero_credentials(session, &secret).await?;
     executed.access_token_expires_at = Some(xero.expires_at);
     executed.refresh_token_rotated_at = Some(xero.refresh_token_rotated_at);
     executed.xero_tenant_id = Some(tenant_id);
-
     let token = session.powerbi_token().await?;
-    let powerbi = &session.cloud.powerbi;
-    let binding_key = (
-        spec.workspace_id.clone(),
-        dataset_id.to_owned(),
-        spec.datasource_id.clone(),
-    );
-    let (mut gateway, mut datasource) = datasource_binding(session, &token, &binding_key).await?;
-    let update = |gateway: &str, datasource: &str| {
-        let (token, access_token) = (token.clone(), xero.access_token.clone());
-        let (gateway, datasource) = (gateway.to_owned(), datasource.to_owned());
-        async move {
-            powerbi
-                .update_datasource_oauth2(
-                    &token,
-                    &gateway,
-                    &datasource,
-                    &access_token,
-                    PrivacyLevel::Organizational,
-                )
-                .await
+    let binding = datasource_binding(session, &token, dataset_id).await?;
+    update_datasource(session, &token, dataset_id, binding, &xero.access_token).await
+}
+
+/// A Xero access token for `secret` and the tenant id of the spec's organisation among the
+/// connections it reaches. A cached access token may belong to a grant revoked since, or have
+/// expired early: a fresh exchange tells a revoked sign-in (XeroRefreshTokenRejected) from an
+/// organisation that is not there, and replaces an expired token.
+pub(super) async fn xero_credentials(
+    session: &Session<'_>,
+    secret: &XeroSecretRef,
+) -> Result<(XeroAccessToken, String), StepError> {
+    let xero = xero_access_token(session, secret).await?;
+    match xero_organisation(session, &xero.access_token).await {
+        Err(err) if !xero.exchanged && a_fresh_token_may_help(&err) => {
+            session.services.xero.forget(secret).await;
+            let xero = xero_access_token(session, secret).await?;
+            let tenant_id = xero_organisation(session, &xero.access_token).await?;
+            Ok((xero, tenant_id.tenant_id))
         }
+        other => Ok((xero, other?.tenant_id)),
+    }
+}
+
+/// A Xero access token for `secret` that outlives the refresh using it, exchanged (and the new
+/// refresh token stored) when the cached one would not.
+pub(super) async fn xero_access_token(
+    session: &Session<'_>,
+    secret: &XeroSecretRef,
+) -> Result<XeroAccessToken, StepError> {
+    session
+        .services
+        .xero
+        .access_token(secret, MIN_TOKEN_VALIDITY)
+        .await
+        .map_err(StepError::Call)
+}
+
+/// The spec's organisation among the connections `access_token` reaches. The connections are
+/// asked on every apply (not cached): the call also proves that the access token still reaches
+/// the organisation, so a revoked connection is reported as such instead of as failed
+/// refreshes. Applies happen a few times a day.
+pub(super) async fn xero_organisation(
+    session: &Session<'_>,
+    access_token: &SecretString,
+) -> Result<XeroConnection, StepError> {
+    let connections = session
+        .services
+        .connections
+        .list(access_token)
+        .await
+        .map_err(StepError::Call)?;
+    find_organisation(&connections, &session.spec.organisation)
+        .cloned()
+        .map_err(StepError::Call)
+}
+
+/// Sets the Xero access token as the OAuth2 credential of the dataset's Xero datasource (taking
+/// the dataset over first when the spec allows and Power BI asks for the owner).
+pub(super) async fn update_datasource(
+    session: &Session<'_>,
+    token: &SecretString,
+    dataset_id: &str,
+    binding: DatasourceBinding,
+    access_token: &SecretString,
+) -> Result<(), StepError> {
+    let update = |binding: DatasourceBinding| async move {
+        let result = session
+            .cloud
+            .powerbi
+            .update_datasource_oauth2(
+                token,
+                &binding.gateway_id,
+                &binding.datasource_id,
+                access_token,
+                PrivacyLevel::Organizational,
+            )
+            .await;
+        (result, binding)
     };
-    let result = match update(&gateway, &datasource).await {
-        Err(err) if needs_ownership(&err) && spec.take_over => {
-            take_over(session, &token, dataset_id).await?;
+    let (result, binding) = match update(binding).await {
+        (Err(err), _) if needs_ownership(&err) && session.spec.take_over => {
+            take_over(session, token, dataset_id).await?;
             // The new owner's binding (gateway and datasource ids) can differ from the old one.
-            session.services.datasources.forget(&binding_key);
-            (gateway, datasource) = datasource_binding(session, &token, &binding_key).await?;
-            update(&gateway, &datasource).await
+            session
+                .services
+                .datasources
+                .forget(&binding_key(session, dataset_id));
+            update(datasource_binding(session, token, dataset_id).await?).await
         }
         other => other,
     };
     // A binding that no longer works (the dataset was republished, or taken over) is looked up
     // again next time.
     if result.is_err() {
-        session.services.datasources.forget(&binding_key);
+        session
+            .services
+            .datasources
+            .forget(&binding_key(session, dataset_id));
     }
-    result.map_err(|err| update_datasource_error(err, &datasource))
+    result.map_err(|err| update_datasource_error(err, &binding.datasource_id))
 }
 
 /// Why Update Datasource failed: not the owner, the credentials refused, or the call itself.
@@ -226,35 +270,6 @@ fn update_datasource_error(err: ClientError, datasource: &str) -> StepError {
     }
 }
 
-/// A Xero access token for `secret` and the tenant id of the spec's organisation among the
-/// connections it reaches. The connections are asked on every apply (not cached): the call
-/// also proves that the access token still reaches the organisation, so a revoked connection is
-/// reported as such instead of as failed refreshes. Applies happen a few times a day.
-/// Errors come with whether the access token was a cached one.
-async fn xero_organisation(
-    session: &Session<'_>,
-    secret: &XeroSecretRef,
-) -> Result<(XeroAccessToken, String), (StepError, bool)> {
-    let xero = session
-        .services
-        .xero
-        .access_token(secret, MIN_TOKEN_VALIDITY)
-        .await
-        .map_err(|err| (StepError::Call(err), false))?;
-    let cached = !xero.exchanged;
-    let connections = session
-        .services
-        .connections
-        .list(&xero.access_token)
-        .await
-        .map_err(|err| (StepError::Call(err), cached))?;
-    let tenant_id = find_organisation(&connections, &session.spec.organisation)
-        .map_err(|err| (StepError::Call(err), cached))?
-        .tenant_id
-        .clone();
-    Ok((xero, tenant_id))
-}
-
 /// Whether Xero's answer to a cached access token may change with a fresh one: the grant behind
 /// it was revoked, or it expired before the cache expected.
 fn a_fresh_token_may_help(err: &StepError) -> bool {
@@ -270,29 +285,51 @@ fn a_fresh_token_may_help(err: &StepError) -> bool {
     )
 }
 
-/// The gateway and datasource ids of the dataset's Xero datasource, remembered between
-/// reconciles.
-async fn datasource_binding(
+/// The gateway and datasource ids of a dataset's Xero datasource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct DatasourceBinding {
+    pub gateway_id: String,
+    pub datasource_id: String,
+}
+
+/// What the binding of a dataset's datasource is remembered by.
+fn binding_key(session: &Session<'_>, dataset_id: &str) -> (String, String, Option<String>) {
+    let spec = session.spec;
+    (
+        spec.workspace_id.clone(),
+        dataset_id.to_owned(),
+        spec.datasource_id.clone(),
+    )
+}
+
+/// The dataset's Xero datasource, remembered between reconciles.
+pub(super) async fn datasource_binding(
     session: &Session<'_>,
     token: &SecretString,
-    key: &(String, String, Option<String>),
-) -> Result<(String, String), StepError> {
-    if let Some(binding) = session.services.datasources.get(key) {
-        return Ok(binding);
+    dataset_id: &str,
+) -> Result<DatasourceBinding, StepError> {
+    let key = binding_key(session, dataset_id);
+    if let Some((gateway_id, datasource_id)) = session.services.datasources.get(&key) {
+        return Ok(DatasourceBinding {
+            gateway_id,
+            datasource_id,
+        });
     }
-    let (workspace_id, dataset_id, datasource_id) = key;
     let datasources = session
         .cloud
         .powerbi
-        .datasources(token, workspace_id, dataset_id)
+        .datasources(token, &session.spec.workspace_id, dataset_id)
         .await
         .map_err(StepError::Call)?;
-    let binding = xero_datasource(&datasources, datasource_id.as_deref())?;
+    let (gateway_id, datasource_id) = xero_datasource(&datasources, key.2.as_deref())?;
     session
         .services
         .datasources
-        .put(key.clone(), binding.clone());
-    Ok(binding)
+        .put(key, (gateway_id.clone(), datasource_id.clone()));
+    Ok(DatasourceBinding {
+        gateway_id,
+        datasource_id,
+    })
 }
 
 async fn trigger_refresh(

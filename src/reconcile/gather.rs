@@ -83,7 +83,7 @@ pub(super) async fn gather(
 /// The dataset's id and its name in Power BI: from the status written for this generation, else
 /// from Power BI (the list of the workspace's datasets when the spec names the dataset, the
 /// dataset itself when the spec gives its id).
-async fn identify_dataset(
+pub(super) async fn identify_dataset(
     session: &Session<'_>,
     token: &SecretString,
     resolved: Option<&XeroDatasetStatus>,

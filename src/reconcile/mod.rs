@@ -15,6 +15,7 @@ pub mod failure;
 mod gather;
 pub mod model;
 pub mod plan;
+pub mod preflight;
 pub mod services;
 pub mod status;
 pub mod validate;

@@ -18,7 +18,7 @@ use crate::powerbi::{
 };
 use crate::secret::SecretString;
 use crate::secret_store::{SecretAccess as _, SecretStore};
-use crate::xero::{XeroConnections, XeroTokenRotation};
+use crate::xero::{XeroConnections, XeroSecretRef, XeroTokenRotation};
 
 /// The clients one Power BI cloud needs.
 pub struct CloudClients {
@@ -192,6 +192,18 @@ pub(super) struct Session<'a> {
 }
 
 impl Session<'_> {
+    /// The Secret with the Xero app's credentials and refresh token.
+    pub fn xero_secret(&self) -> XeroSecretRef {
+        let keys = &self.spec.xero_secret;
+        XeroSecretRef {
+            namespace: self.namespace.to_owned(),
+            name: keys.name.clone(),
+            client_id_key: keys.client_id_key.clone(),
+            client_secret_key: keys.client_secret_key.clone(),
+            refresh_token_key: keys.refresh_token_key.clone(),
+        }
+    }
+
     /// A Power BI access token for the dataset's identity.
     pub async fn powerbi_token(&self) -> Result<SecretString, StepError> {
         let credential = self.entra_credential().await?;
