@@ -149,9 +149,16 @@ fn add_fault(world: &mut World, req: &SimRequest) -> Result<SimResponse, SimResp
     if spec.delay_ms.is_some_and(|d| d > 60_000) {
         return Err(bad("'delayMs' must be at most 60000."));
     }
-    if spec.status.is_none() && spec.delay_ms.is_none() && !spec.malformed_body {
+    if spec.answer_delay_ms.is_some_and(|d| d > 60_000) {
+        return Err(bad("'answerDelayMs' must be at most 60000."));
+    }
+    if spec.status.is_none()
+        && spec.delay_ms.is_none()
+        && spec.answer_delay_ms.is_none()
+        && !spec.malformed_body
+    {
         return Err(bad(
-            "A fault needs at least one of 'status', 'delayMs' or 'malformedBody'.",
+            "A fault needs at least one of 'status', 'delayMs', 'answerDelayMs' or 'malformedBody'.",
         ));
     }
     if spec

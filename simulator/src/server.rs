@@ -174,21 +174,26 @@ async fn serve_request(State(shared): State<Arc<Shared>>, request: Request) -> R
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
 
-    let mut world = shared.world();
-    let mut response = respond(&mut world, &req, &route, fault.as_ref(), unstated_length);
-    if let Some(fault) = &fault {
-        response = finish_faulted(response, fault);
+    let response = {
+        let mut world = shared.world();
+        let mut response = respond(&mut world, &req, &route, fault.as_ref(), unstated_length);
+        if let Some(fault) = &fault {
+            response = finish_faulted(response, fault);
+        }
+        record(
+            &mut world,
+            service,
+            &req.method,
+            &req.path,
+            req.query.as_deref(),
+            &response,
+            fault.is_some(),
+        );
+        response
+    };
+    if let Some(delay) = fault.as_ref().and_then(|f| f.answer_delay_ms) {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    record(
-        &mut world,
-        service,
-        &req.method,
-        &req.path,
-        req.query.as_deref(),
-        &response,
-        fault.is_some(),
-    );
-    drop(world);
     tracing::debug!(method = %req.method, path = %req.path, status = response.status.as_u16(), "served");
     response.into_response()
 }

@@ -120,6 +120,40 @@ async fn status_faults_answer_in_the_services_shape_a_set_number_of_times() {
 }
 
 #[tokio::test]
+async fn an_answer_delay_serves_the_request_before_the_caller_hears_of_it() {
+    let h = Harness::start().await;
+    let token = h.pbi_token().await;
+    let fault =
+        json!({"method": "POST", "pathPrefix": "/v1.0/", "answerDelayMs": 1500, "times": 1});
+    assert_eq!(
+        h.admin(Method::POST, "/faults", Some(&fault)).await.status,
+        201
+    );
+    let before = h.history(&token, DATASET).await.len();
+    let started = Instant::now();
+    let post = h.refresh_now(&token, DATASET);
+    tokio::pin!(post);
+    // While the caller waits, the refresh is already in the history.
+    let served_first = loop {
+        tokio::select! {
+            reply = &mut post => break (reply, false),
+            () = tokio::time::sleep(Duration::from_millis(50)) => {
+                if h.history(&token, DATASET).await.len() > before {
+                    break ((&mut post).await, true);
+                }
+            }
+        }
+    };
+    let (reply, seen_before_answer) = served_first;
+    assert!(
+        seen_before_answer,
+        "the refresh showed up only after the answer"
+    );
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+}
+
+#[tokio::test]
 async fn delay_and_malformed_body_faults() {
     let h = Harness::start().await;
     let token = h.pbi_token().await;
@@ -165,6 +199,7 @@ async fn delay_and_malformed_body_faults() {
         json!({}),
         json!({"status": 99}),
         json!({"delayMs": 1_000_000}),
+        json!({"answerDelayMs": 60_001}),
         json!({"pathPrefix": "/_sim/state", "status": 500}),
         json!({"stauts": 500}),
     ] {

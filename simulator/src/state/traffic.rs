@@ -41,9 +41,13 @@ pub struct FaultSpec {
     /// Adds `Retry-After` to the faulted response.
     #[serde(default)]
     pub retry_after_seconds: Option<u64>,
-    /// Waits this long (real time) before answering.
+    /// Waits this long (real time) before serving the request.
     #[serde(default)]
     pub delay_ms: Option<u64>,
+    /// Serves the request, then waits this long (real time) before answering: the service
+    /// acted and the caller has not heard yet (an answer slow or lost on the way back).
+    #[serde(default)]
+    pub answer_delay_ms: Option<u64>,
     /// Truncates the body so it is not valid JSON.
     #[serde(default)]
     pub malformed_body: bool,
