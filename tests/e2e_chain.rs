@@ -17,7 +17,7 @@ use xero_operator::api::conditions;
 /// Within seconds of applying: no slot is due for days, so only the chain check can tell.
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Healthy datasets (the last refresh completed) whose only slot is on Sundays at 03:00.
+/// Healthy datasets (the last refresh completed) whose only slot is at 03:00 three days from now.
 fn healthy_seed(count: usize) -> serde_yaml::Value {
     let mut seed: serde_yaml::Value =
         serde_yaml::from_str(&many_datasets_seed(count)).expect("seed");
@@ -27,9 +27,10 @@ fn healthy_seed(count: usize) -> serde_yaml::Value {
     {
         dataset["refreshHistory"][0]["status"] = "Completed".into();
         dataset["refreshHistory"][0]["serviceExceptionJson"] = "".into();
-        dataset["schedule"] = serde_yaml::from_str(
-            "{enabled: true, days: [Sunday], times: ['03:00'], localTimeZoneId: UTC, notifyOption: NoNotification}",
-        )
+        dataset["schedule"] = serde_yaml::from_str(&format!(
+            "{{enabled: true, days: [{}], times: ['03:00'], localTimeZoneId: UTC, notifyOption: NoNotification}}",
+            day_far_from_now()
+        ))
         .expect("schedule");
     }
     seed
@@ -38,7 +39,7 @@ fn healthy_seed(count: usize) -> serde_yaml::Value {
 fn by_id(i: usize, overrides: serde_json::Value) -> serde_json::Value {
     let mut spec = json!({
         "dataset": {"id": dataset_id(i), "name": null},
-        "schedule": {"days": ["Sunday"], "times": ["03:00"]},
+        "schedule": {"days": [day_far_from_now()], "times": ["03:00"]},
     });
     merge(&mut spec, overrides);
     spec

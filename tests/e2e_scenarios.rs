@@ -505,8 +505,8 @@ async fn a_healthy_dataset_makes_few_calls_per_hour() {
     dataset["refreshHistory"][0]["status"] = "Completed".into();
     let mut s = Scenario::start("e2e-steady", &seed_text(&seed)).await;
     s.create_secrets().await;
-    // No slot in the hour: the dataset refreshes on Sundays at 03:00 only.
-    let spec = json!({"schedule": {"days": ["Sunday"], "times": ["03:00"]}});
+    // No slot in the hour: the dataset refreshes at 03:00 three days from now only.
+    let spec = json!({"schedule": {"days": [day_far_from_now()], "times": ["03:00"]}});
     s.apply_dataset(&dataset_manifest("steady", spec)).await;
     s.start_operator_with(&[
         "--time-scale",

@@ -85,7 +85,7 @@ pub fn dataset_manifest(name: &str, overrides: Value) -> Value {
             "schedule": {
                 "enabled": true,
                 "days": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"],
-                "times": ["06:00", "12:30"],
+                "times": times_far_from_now(),
                 "timeZone": "UTC",
             },
             "recovery": {"maxAttemptsPerDay": 3, "backoff": {"initial": "2s", "max": "10s"}},
@@ -93,6 +93,43 @@ pub fn dataset_manifest(name: &str, overrides: Value) -> Value {
     });
     merge(&mut manifest["spec"], overrides);
     manifest
+}
+
+/// Two slot times 4 and 10 hours from now (UTC, on the half hour): no test finds a slot due
+/// while it runs, where a recovery would wait for the scheduled refresh (a fixed 12:30 made the
+/// suite fail between 12:25 and 12:45).
+pub fn times_far_from_now() -> Vec<String> {
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    [4, 10]
+        .into_iter()
+        .map(|hours| {
+            let at = now.saturating_add(jiff::SignedDuration::from_hours(hours));
+            format!(
+                "{:02}:{:02}",
+                at.hour(),
+                if at.minute() < 30 { 0 } else { 30 }
+            )
+        })
+        .collect()
+}
+
+/// The English name of the weekday three days from now (UTC): a day whose slots are never due
+/// while a test runs.
+pub fn day_far_from_now() -> &'static str {
+    const DAYS: [&str; 7] = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    let day = now
+        .saturating_add(jiff::SignedDuration::from_hours(72))
+        .weekday();
+    DAYS[usize::from(day.to_monday_zero_offset().unsigned_abs())]
 }
 
 /// Merges `patch` into `target`, object by object (a JSON merge patch without deletions).
