@@ -15,8 +15,9 @@ pub use reason::Reason;
 pub use xero_dataset::{
     Backoff, Capacity, CredentialsStatus, DatasetRef, DatasetSelector, DayOfWeek, LastRefresh,
     MAX_CREDENTIAL_LEAD_TIME, PREMIUM_MAX_TIMES_PER_DAY, PowerBiCloud, PowerBiCredentialsSecretRef,
-    PowerBiSpec, RecoverySpec, RecoveryStatus, SHARED_MAX_TIMES_PER_DAY, ScheduleSpec,
-    XeroCredentialsSecretRef, XeroDataset, XeroDatasetSpec, XeroDatasetStatus, XeroSpec,
+    PowerBiSpec, RecoverySpec, RecoveryStatus, RefreshIntent, RefreshIntentReason,
+    SHARED_MAX_TIMES_PER_DAY, ScheduleSpec, XeroCredentialsSecretRef, XeroDataset, XeroDatasetSpec,
+    XeroDatasetStatus, XeroSpec,
 };
 
 /// Annotation on a XeroDataset whose new values each ask for one refresh now.

@@ -576,6 +576,39 @@ pub struct XeroDatasetStatus {
     /// handled (by starting a refresh).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_refresh_at: Option<String>,
+
+    /// A refresh the operator decided to start, recorded before it asks Power BI; cleared once
+    /// the refresh started. An operator that restarts in between finds it and adopts the refresh
+    /// the history shows instead of starting a second one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_intent: Option<RefreshIntent>,
+}
+
+/// A refresh about to be started.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshIntent {
+    /// Why: a refresh-requested-at annotation, or the recovery of a failed refresh.
+    pub reason: RefreshIntentReason,
+
+    /// The annotation's value, or the request id of the failed refresh.
+    pub value: String,
+
+    /// When the operator decided.
+    pub time: Time,
+
+    /// The request id of the newest refresh in the history when it decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_known_request_id: Option<String>,
+}
+
+/// Why the operator starts a refresh.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshIntentReason {
+    /// The refresh-requested-at annotation asked for it.
+    Requested,
+    /// To recover from a failed refresh.
+    RecoverFailure,
 }
 
 /// A refresh from Power BI's refresh history.

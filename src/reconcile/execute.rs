@@ -86,6 +86,9 @@ fn correct_memory(executed: &mut Executed, old: &Memory) {
         memory.handled_failure = old.handled_failure.clone();
         memory.attempts = old.attempts;
         memory.last_attempt = old.last_attempt;
+        // Power BI may have started it even so (an answer lost on the way): the intent stays,
+        // and the next reconcile looks for the refresh in the history before it asks again.
+        memory.intent = old.intent.clone();
         executed.plan.handled_request = None;
     }
     if !did(|a| matches!(a, Action::ApplyCredentials(_))) {
@@ -531,6 +534,47 @@ mod tests {
             category,
             format!("Power BI RefreshDatasetInGroup failed: InvalidRequest: {message}"),
         ))
+    }
+
+    #[test]
+    fn a_start_that_did_not_happen_keeps_its_intent_and_the_old_counters() {
+        use crate::reconcile::model::{Intent, TriggerReason};
+        let trigger = TriggerReason::Requested {
+            value: "r-1".into(),
+        };
+        let old = Memory {
+            intent: Some(Intent {
+                trigger: trigger.clone(),
+                at: "2026-11-25T09:00:00Z".parse().expect("time"),
+                latest_known: None,
+            }),
+            ..Memory::default()
+        };
+        let plan = Plan {
+            actions: vec![Action::TriggerRefresh(trigger)],
+            holdback: None,
+            memory: Memory {
+                attempts: 1,
+                ..Memory::default()
+            },
+            handled_request: Some("r-1".into()),
+            refreshes_today: 0,
+            next_slot: None,
+            requeue_after: Duration::from_secs(1),
+        };
+        let mut executed = Executed {
+            plan,
+            done: Vec::new(),
+            triggered_request_id: None,
+            xero_tenant_id: None,
+            access_token_expires_at: None,
+            refresh_token_rotated_at: None,
+            error: None,
+        };
+        correct_memory(&mut executed, &old);
+        assert_eq!(executed.plan.memory.intent, old.intent);
+        assert_eq!(executed.plan.memory.attempts, 0);
+        assert_eq!(executed.plan.handled_request, None);
     }
 
     #[test]

@@ -115,6 +115,23 @@ pub struct Memory {
     /// The fingerprint ([`Desired::fingerprint`]) the whole chain last passed for; `None`
     /// after a failure of the chain.
     pub verified_for: Option<String>,
+    /// The refresh the operator is about to start, recorded before it asks Power BI.
+    pub intent: Option<Intent>,
+}
+
+/// A refresh the operator decided to start, recorded in the status before the request goes to
+/// Power BI, which cannot undo it. An operator that stops after Power BI accepted the request
+/// and before the status recorded it finds the intent, sees the refresh in the history and
+/// adopts it instead of starting another; when the history shows none, the request never got
+/// through and the refresh is started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intent {
+    pub trigger: TriggerReason,
+    /// When the operator decided.
+    pub at: Timestamp,
+    /// The newest refresh in the history when it decided: only a newer one can be the
+    /// intended refresh.
+    pub latest_known: Option<String>,
 }
 
 /// Why credentials are applied.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 pub use super::model::{
-    Action, ApplyReason, Desired, Holdback, Memory, Observed, Plan, Refresh, RefreshState,
+    Action, ApplyReason, Desired, Holdback, Intent, Memory, Observed, Plan, Refresh, RefreshState,
     RefreshType, ScheduleUpdate, Timing, TriggerReason,
 };
 use crate::schedule::{RefreshSchedule, local_day_bounds};
@@ -27,6 +27,9 @@ const SLOT_WATCH: SignedDuration = SignedDuration::from_hours(1);
 const MAX_REFRESH_RUN: SignedDuration = SignedDuration::from_hours(6);
 /// The chain is checked at least this often, even when nothing changed.
 const CHAIN_CHECK_INTERVAL: SignedDuration = SignedDuration::from_hours(24);
+/// How much earlier than the operator's decision Power BI's clock may date the refresh it
+/// started (the two clocks are not the same).
+const INTENT_CLOCK_SKEW: SignedDuration = SignedDuration::from_mins(5);
 /// The longest wait between two polls of a running refresh.
 const MAX_POLL: Duration = Duration::from_secs(300);
 
@@ -52,11 +55,25 @@ pub fn plan_actions(
             requeue_after: timing.resync_interval,
         };
     }
-    let mut memory = memory_for_today(memory, latest, today);
+    let mut memory = memory.clone();
+    let adopted_request = adopt_intent(&mut memory, &observed.history);
+    let mut memory = memory_for_today(&memory, latest, today);
+    // A request the adopted refresh answered is not pending any more, whatever the status says.
+    let answered;
+    let desired = if adopted_request.is_some() && desired.refresh_requested == adopted_request {
+        answered = Desired {
+            refresh_requested: None,
+            ..desired.clone()
+        };
+        &answered
+    } else {
+        desired
+    };
     let slots = Slots::at(desired, latest, now, today, tomorrow);
     let running = running_since(latest, now);
     let within_daily_limit = refreshes_today + slots.left_today < desired.daily_refresh_limit;
-    let recovery = decide_recovery(
+    let decided_from = memory.clone();
+    let mut recovery = decide_recovery(
         desired,
         latest,
         &mut memory,
@@ -65,6 +82,7 @@ pub fn plan_actions(
         within_daily_limit,
         now,
     );
+    intend(&mut recovery, &mut memory, decided_from, latest, now);
 
     let mut actions = Vec::new();
     if let Some(update) = observed
@@ -96,7 +114,7 @@ pub fn plan_actions(
         actions,
         holdback: recovery.holdback,
         memory,
-        handled_request: recovery.handled_request,
+        handled_request: recovery.handled_request.or(adopted_request),
         refreshes_today,
         next_slot: slots.next,
         requeue_after,
@@ -201,6 +219,85 @@ struct Recovery {
     trigger: Option<TriggerReason>,
     holdback: Option<Holdback>,
     handled_request: Option<String>,
+    /// The trigger was recorded as an intent, to be carried out by the next reconcile.
+    intent_recorded: bool,
+}
+
+/// Takes an intent recorded by an earlier reconcile that the history shows carried out: its
+/// effects go into the memory as a successful start would have put them, and the request it
+/// answered is returned as handled. An intent not (yet) seen in the history stays.
+fn adopt_intent(memory: &mut Memory, history: &[Refresh]) -> Option<String> {
+    if !memory
+        .intent
+        .as_ref()
+        .is_some_and(|intent| carried_out(intent, history))
+    {
+        return None;
+    }
+    let intent = memory.intent.take()?;
+    match intent.trigger {
+        TriggerReason::RecoverFailure { request_id } => {
+            memory.handled_failure = Some(request_id);
+            memory.attempts += 1;
+            memory.last_attempt = Some(intent.at);
+            None
+        }
+        TriggerReason::Requested { value } => Some(value),
+    }
+}
+
+/// Whether the history holds a refresh started through the API, newer than the newest one when
+/// the intent was recorded and not older than the intent (give or take the clocks' skew).
+fn carried_out(intent: &Intent, history: &[Refresh]) -> bool {
+    let newer = intent
+        .latest_known
+        .as_ref()
+        .and_then(|known| history.iter().position(|r| &r.request_id == known))
+        .map_or(history, |position| &history[..position]);
+    let since = earlier(intent.at, INTENT_CLOCK_SKEW);
+    newer.iter().any(|r| {
+        !matches!(
+            r.refresh_type,
+            RefreshType::Scheduled | RefreshType::OnDemand
+        ) && r.start_time.is_none_or(|started| started >= since)
+    })
+}
+
+/// Intent before action: a refresh is started only when its intent is already in the status.
+/// A trigger without it records it instead, leaves the memory as it was before the decision
+/// and asks for the next reconcile at once; with it, the refresh is started and the intent
+/// cleared (the execute step restores it when the start fails). Without a trigger no intent is
+/// kept.
+fn intend(
+    recovery: &mut Recovery,
+    memory: &mut Memory,
+    decided_from: Memory,
+    latest: Option<&Refresh>,
+    now: Timestamp,
+) {
+    let Some(trigger) = recovery.trigger.take() else {
+        memory.intent = None;
+        return;
+    };
+    if decided_from
+        .intent
+        .as_ref()
+        .is_some_and(|intent| intent.trigger == trigger)
+    {
+        recovery.trigger = Some(trigger);
+        memory.intent = None;
+        return;
+    }
+    *memory = Memory {
+        intent: Some(Intent {
+            trigger,
+            at: now,
+            latest_known: latest.map(|r| r.request_id.clone()),
+        }),
+        ..decided_from
+    };
+    recovery.handled_request = None;
+    recovery.intent_recorded = true;
 }
 
 /// A requested refresh comes first (and also answers a pending failure); a failed refresh is
@@ -316,6 +413,10 @@ fn next_wakeup(
     now: Timestamp,
     tomorrow: Timestamp,
 ) -> Duration {
+    if recovery.intent_recorded {
+        // The next reconcile starts the refresh, once the status holds the intent.
+        return Duration::ZERO;
+    }
     let mut wake = Wakeups::new(now, timing.resync_interval);
     if let Some((slot, window)) = slots.upcoming {
         if slots.window_open {

@@ -84,7 +84,20 @@ fn plan(desired: &Desired, observed: &Observed, memory: &Memory, now: &str) -> P
             .or_else(|| ts(now).checked_sub(SignedDuration::from_hours(1)).ok()),
         ..memory.clone()
     };
-    plan_actions(desired, observed, &memory, TIMING, ts(now))
+    let first = plan_actions(desired, observed, &memory, TIMING, ts(now));
+    match recorded_intent(&first) {
+        // The controller writes the intent into the status and reconciles again at once.
+        Some(_) => plan_actions(desired, observed, &first.memory, TIMING, ts(now)),
+        None => first,
+    }
+}
+
+/// The intent a plan records instead of starting its refresh.
+fn recorded_intent(plan: &Plan) -> Option<&Intent> {
+    plan.memory
+        .intent
+        .as_ref()
+        .filter(|_| plan.requeue_after == Duration::ZERO && triggered(plan).is_none())
 }
 
 fn triggered(plan: &Plan) -> Option<&TriggerReason> {
@@ -161,6 +174,7 @@ fn failure_already_handled_is_not_retried() {
         last_attempt: Some(ts("2026-11-25T08:59:00Z")),
         credentials_applied: Some(ts("2026-11-25T08:59:00Z")),
         verified_for: Some(FINGERPRINT.into()),
+        intent: None,
     };
     let p = plan(
         &d,
@@ -223,6 +237,7 @@ fn attempts_exhausted_for_the_day_stop_recovery_until_midnight() {
         last_attempt: Some(ts("2026-11-25T08:00:00Z")),
         credentials_applied: None,
         verified_for: None,
+        intent: None,
     };
     let p = plan(
         &d,
@@ -336,6 +351,7 @@ fn backoff_not_over_waits_until_it_ends() {
         last_attempt: Some(ts("2026-11-25T08:55:00Z")),
         credentials_applied: Some(ts("2026-11-25T08:55:00Z")),
         verified_for: None,
+        intent: None,
     };
     // After 2 attempts the wait is 10 minutes: until 09:05.
     let p = plan(
@@ -361,6 +377,7 @@ fn backoff_over_retries() {
         last_attempt: Some(ts("2026-11-25T08:50:00Z")),
         credentials_applied: Some(ts("2026-11-25T08:50:00Z")),
         verified_for: None,
+        intent: None,
     };
     let p = plan(
         &d,
@@ -382,6 +399,7 @@ fn backoff_is_capped_at_max() {
         last_attempt: Some(ts("2026-11-25T07:30:00Z")),
         credentials_applied: None,
         verified_for: None,
+        intent: None,
     };
     let p = plan(
         &d,
@@ -404,6 +422,7 @@ fn success_resets_attempts() {
         last_attempt: Some(ts("2026-11-25T08:00:00Z")),
         credentials_applied: None,
         verified_for: None,
+        intent: None,
     };
     let p = plan(
         &d,
@@ -431,6 +450,7 @@ fn a_new_day_starts_a_fresh_attempt_count() {
         last_attempt: Some(ts("2026-11-24T22:00:00Z")),
         credentials_applied: None,
         verified_for: None,
+        intent: None,
     };
     let p = plan(
         &d,
@@ -453,6 +473,7 @@ fn the_local_day_of_the_schedule_zone_decides_the_attempt_count() {
         last_attempt: Some(ts("2026-11-24T23:00:00Z")),
         credentials_applied: None,
         verified_for: None,
+        intent: None,
     };
     let history = vec![failed("f4", "2026-11-24T23:01:00Z")];
     let p = plan(
@@ -979,11 +1000,196 @@ fn applying_credentials_for_a_slot_or_a_refresh_is_the_check() {
         )))]
     );
     assert_eq!(p.memory.verified_for.as_deref(), Some(FINGERPRINT));
-    // A recovery: one apply, before the refresh.
+    // A recovery: the chain is checked while the intent is recorded, and the refresh gets its
+    // own fresh credentials right before it starts.
     let o = observed(&d, vec![failed("f1", "2026-11-25T06:01:00Z")]);
     let p = plan_actions(&d, &o, &Memory::default(), TIMING, ts(MIDDAY));
+    assert_eq!(
+        p.actions,
+        [Action::ApplyCredentials(ApplyReason::CheckChain)]
+    );
+    assert!(recorded_intent(&p).is_some(), "{p:?}");
+    let p = plan_actions(&d, &o, &p.memory, TIMING, ts(MIDDAY));
     assert_eq!(p.actions, recover("f1"));
     assert_eq!(p.memory.verified_for.as_deref(), Some(FINGERPRINT));
+}
+
+fn intent(trigger: TriggerReason, at: &str, latest_known: Option<&str>) -> Intent {
+    Intent {
+        trigger,
+        at: ts(at),
+        latest_known: latest_known.map(str::to_owned),
+    }
+}
+
+fn requested(value: &str) -> TriggerReason {
+    TriggerReason::Requested {
+        value: value.into(),
+    }
+}
+
+fn recovering(id: &str) -> TriggerReason {
+    TriggerReason::RecoverFailure {
+        request_id: id.into(),
+    }
+}
+
+/// The plan of the very first reconcile with `memory` (no second pass).
+fn first_plan(d: &Desired, o: &Observed, memory: Memory, now: &str) -> Plan {
+    let memory = Memory {
+        verified_for: Some(d.fingerprint.clone()),
+        credentials_applied: ts(now).checked_sub(SignedDuration::from_hours(1)).ok(),
+        ..memory
+    };
+    plan_actions(d, o, &memory, TIMING, ts(now))
+}
+
+#[test]
+fn a_refresh_is_started_only_after_its_intent_is_recorded() {
+    let mut d = desired();
+    d.refresh_requested = Some("r-1".into());
+    let o = observed(&d, vec![completed("c", "2026-11-25T06:01:00Z")]);
+    // First the intent, nothing else: no request handled, no credentials, look again at once.
+    let p = first_plan(&d, &o, Memory::default(), MIDDAY);
+    assert!(p.actions.is_empty(), "{p:?}");
+    assert_eq!(p.handled_request, None);
+    assert_eq!(p.requeue_after, Duration::ZERO);
+    assert_eq!(
+        p.memory.intent,
+        Some(intent(requested("r-1"), MIDDAY, Some("c")))
+    );
+    // With the intent in the status: the refresh, and the intent cleared.
+    let p = first_plan(&d, &o, p.memory.clone(), MIDDAY);
+    assert_eq!(triggered(&p), Some(&requested("r-1")));
+    assert_eq!(p.handled_request.as_deref(), Some("r-1"));
+    assert_eq!(p.memory.intent, None);
+
+    // A recovery records attempts only when it starts.
+    let mut d = desired();
+    d.refresh_requested = None;
+    let o = observed(&d, vec![failed("f1", "2026-11-25T06:01:00Z")]);
+    let p = first_plan(&d, &o, Memory::default(), MIDDAY);
+    assert_eq!(
+        (p.memory.attempts, p.memory.handled_failure.as_deref()),
+        (0, None)
+    );
+    assert_eq!(
+        p.memory.intent,
+        Some(intent(recovering("f1"), MIDDAY, Some("f1")))
+    );
+    let p = first_plan(&d, &o, p.memory.clone(), MIDDAY);
+    assert_eq!(p.actions, recover("f1"));
+    assert_eq!(
+        (p.memory.attempts, p.memory.handled_failure.as_deref()),
+        (1, Some("f1"))
+    );
+}
+
+#[test]
+fn an_intent_the_history_shows_carried_out_is_adopted_not_started_again() {
+    // The operator asked Power BI at 09:00 and stopped before the status recorded it; the
+    // history shows the API refresh "n" newer than "c".
+    let mut d = desired();
+    d.refresh_requested = Some("r-1".into());
+    let recorded = Memory {
+        intent: Some(intent(requested("r-1"), MIDDAY, Some("c"))),
+        ..Memory::default()
+    };
+    let started = running("n", "2026-11-25T09:00:02Z");
+    let o = observed(
+        &d,
+        vec![started.clone(), completed("c", "2026-11-25T06:01:00Z")],
+    );
+    let p = first_plan(&d, &o, recorded.clone(), "2026-11-25T09:00:30Z");
+    assert_eq!(triggered(&p), None, "{p:?}");
+    assert_eq!(p.handled_request.as_deref(), Some("r-1"));
+    assert_eq!(p.memory.intent, None);
+    // It also finished (and failed) before the restart: still adopted, and its failure is a new
+    // one to recover, not the request again.
+    let failed_fast = refresh(
+        "n",
+        RefreshType::ViaApi,
+        RefreshState::Failed,
+        "2026-11-25T09:00:02Z",
+    );
+    let o = observed(
+        &d,
+        vec![failed_fast, completed("c", "2026-11-25T06:01:00Z")],
+    );
+    let p = first_plan(&d, &o, recorded, "2026-11-25T09:03:00Z");
+    assert_eq!(p.handled_request.as_deref(), Some("r-1"));
+    assert_eq!(
+        p.memory.intent,
+        Some(intent(recovering("n"), "2026-11-25T09:03:00Z", Some("n")))
+    );
+
+    // A recovery intent adopted counts its attempt.
+    let mut d = desired();
+    d.refresh_requested = None;
+    let recorded = Memory {
+        intent: Some(intent(recovering("f1"), MIDDAY, Some("f1"))),
+        ..Memory::default()
+    };
+    let o = observed(
+        &d,
+        vec![
+            running("n", "2026-11-25T09:00:01Z"),
+            failed("f1", "2026-11-25T06:01:00Z"),
+        ],
+    );
+    let p = first_plan(&d, &o, recorded, "2026-11-25T09:00:30Z");
+    assert_eq!(triggered(&p), None);
+    assert_eq!(p.memory.attempts, 1);
+    assert_eq!(p.memory.handled_failure.as_deref(), Some("f1"));
+    assert_eq!(p.memory.last_attempt, Some(ts(MIDDAY)));
+}
+
+#[test]
+fn an_intent_not_in_the_history_is_carried_out_and_older_refreshes_do_not_count() {
+    let mut d = desired();
+    d.refresh_requested = Some("r-1".into());
+    // An API refresh a minute before the decision, which was the newest one then: not ours.
+    let earlier_api = refresh(
+        "a",
+        RefreshType::ViaApi,
+        RefreshState::Completed,
+        "2026-11-25T08:59:00Z",
+    );
+    let recorded = Memory {
+        intent: Some(intent(requested("r-1"), MIDDAY, Some("a"))),
+        ..Memory::default()
+    };
+    let o = observed(&d, vec![earlier_api]);
+    let p = first_plan(&d, &o, recorded, "2026-11-25T09:05:00Z");
+    assert_eq!(triggered(&p), Some(&requested("r-1")));
+    // A scheduled refresh that started after the decision is not the intended one either.
+    let recorded = Memory {
+        intent: Some(intent(requested("r-1"), MIDDAY, None)),
+        ..Memory::default()
+    };
+    let scheduled = refresh(
+        "s",
+        RefreshType::Scheduled,
+        RefreshState::Completed,
+        "2026-11-25T09:00:10Z",
+    );
+    let o = observed(&d, vec![scheduled]);
+    let p = first_plan(&d, &o, recorded, "2026-11-25T09:05:00Z");
+    assert_eq!(triggered(&p), Some(&requested("r-1")));
+}
+
+#[test]
+fn an_intent_no_longer_wanted_is_dropped() {
+    // The request was withdrawn (handled elsewhere) and nothing failed: no refresh, no intent.
+    let d = desired();
+    let recorded = Memory {
+        intent: Some(intent(requested("r-1"), MIDDAY, Some("c"))),
+        ..Memory::default()
+    };
+    let o = observed(&d, vec![completed("c", "2026-11-25T06:01:00Z")]);
+    let p = first_plan(&d, &o, recorded, "2026-11-25T09:01:00Z");
+    assert!(p.actions.is_empty(), "{p:?}");
+    assert_eq!(p.memory.intent, None);
 }
 
 #[test]

@@ -11,10 +11,11 @@ pub use events::{EventSpec, Severity};
 
 use crate::api::conditions::{READY, find_condition};
 use crate::api::{
-    CredentialsStatus, LastRefresh, Reason, RecoveryStatus, XeroDatasetStatus, status_time,
+    CredentialsStatus, LastRefresh, Reason, RecoveryStatus, RefreshIntent, RefreshIntentReason,
+    XeroDatasetStatus, status_time,
 };
 use crate::reconcile::model::{
-    Holdback, Memory, Outcome, RefreshRecord, RefreshState, RefreshType,
+    Holdback, Intent, Memory, Outcome, RefreshRecord, RefreshState, RefreshType, TriggerReason,
 };
 
 /// What the operator remembers from an earlier reconcile, read from the status.
@@ -36,6 +37,36 @@ pub fn memory_from_status(status: Option<&XeroDatasetStatus>) -> Memory {
             .credentials
             .as_ref()
             .and_then(|c| c.verified_for.clone()),
+        intent: status.refresh_intent.as_ref().map(intent_from_status),
+    }
+}
+
+fn intent_from_status(intent: &RefreshIntent) -> Intent {
+    let value = intent.value.clone();
+    Intent {
+        trigger: match intent.reason {
+            RefreshIntentReason::Requested => TriggerReason::Requested { value },
+            RefreshIntentReason::RecoverFailure => {
+                TriggerReason::RecoverFailure { request_id: value }
+            }
+        },
+        at: intent.time.0,
+        latest_known: intent.latest_known_request_id.clone(),
+    }
+}
+
+fn intent_status(intent: &Intent) -> RefreshIntent {
+    let (reason, value) = match &intent.trigger {
+        TriggerReason::Requested { value } => (RefreshIntentReason::Requested, value),
+        TriggerReason::RecoverFailure { request_id } => {
+            (RefreshIntentReason::RecoverFailure, request_id)
+        }
+    };
+    RefreshIntent {
+        reason,
+        value: value.clone(),
+        time: status_time(intent.at),
+        latest_known_request_id: intent.latest_known.clone(),
     }
 }
 
@@ -136,6 +167,7 @@ fn record_plan(status: &mut XeroDatasetStatus, outcome: &Outcome) {
         credentials.last_applied_time = Some(status_time(applied));
     }
     credentials.verified_for = plan.memory.verified_for.clone();
+    status.refresh_intent = plan.memory.intent.as_ref().map(intent_status);
 }
 
 /// When the Xero access token expires and when the refresh token last rotated.
@@ -470,6 +502,13 @@ mod tests {
             last_attempt: Some(ts("2026-11-25T08:00:00Z")),
             credentials_applied: Some(ts("2026-11-25T08:00:00Z")),
             verified_for: Some("3-00000000000000ff".into()),
+            intent: Some(Intent {
+                trigger: TriggerReason::Requested {
+                    value: "2026-11-25T07:59:00Z".into(),
+                },
+                at: ts("2026-11-25T08:00:00Z"),
+                latest_known: Some("r1".into()),
+            }),
         };
         let mut p = plan(None);
         p.memory = memory.clone();
