@@ -52,6 +52,11 @@ test: toolchain ## The whole suite: lint, unit, integration and end-to-end tests
 	./hack/static-binary.sh >/dev/null; \
 	./hack/check-no-leftovers.sh
 
+.PHONY: chaos
+chaos: ## Kill the operator at random 120 times while refreshes are requested, tokens rotate and Secrets change; prints tokens lost, refreshes started twice, requests unanswered (all must be 0). XERO_CHAOS_SEED replays a run
+	export XERO_TESTBED_BIN="$$(./hack/testbed-bins.sh)"; \
+	XERO_CHAOS_KILLS=$${XERO_CHAOS_KILLS:-120} $(CARGO) test --test chaos -- --nocapture killed_at_random
+
 .PHONY: crds
 crds: ## Regenerate crds/ and the chart's CRD template from src/api
 	$(CARGO) run --quiet -- crd > crds/xerodatasets.yaml

@@ -246,12 +246,20 @@ async fn metrics_parse_and_per_object_series_leave_with_the_object() {
         WAIT,
     )
     .await;
-    let text = s.metrics().await;
-    assert_prometheus_text(&text);
     let ns = s.env.namespace.clone();
     let last_success = format!(
         r#"xero_operator_dataset_last_success_timestamp_seconds{{namespace="{ns}",name="observed"}}"#
     );
+    // The metrics follow the status write that made the dataset Ready: wait for them.
+    let deadline = Instant::now() + WAIT;
+    let text = loop {
+        let text = s.metrics().await;
+        if sample(&text, &last_success).is_some() || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_prometheus_text(&text);
     let now = jiff::Timestamp::now().as_second() as f64;
     let value =
         sample(&text, &last_success).unwrap_or_else(|| panic!("no {last_success} in\n{text}"));

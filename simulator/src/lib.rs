@@ -35,3 +35,5 @@ mod xero;
 pub use error::Error;
 pub use seed::{Seed, SimConfig};
 pub use server::{RunningSimulator, Simulator};
+/// The fingerprint `/_sim/state` shows for a token or secret (never the value itself).
+pub use tokens::fingerprint;

@@ -92,7 +92,11 @@ pub fn plan_actions(
     {
         actions.push(Action::UpdateSchedule(update));
     }
-    let apply = if recovery.trigger.is_some() {
+    let apply = if recovery.intent_recorded {
+        // The next reconcile applies credentials right before the refresh, which also checks
+        // the chain and serves the slot: one apply, not two.
+        None
+    } else if recovery.trigger.is_some() {
         Some(ApplyReason::BeforeRefresh)
     } else if let Some(slot) = credentials_due_before(&slots, &memory) {
         Some(ApplyReason::BeforeSlot(slot))
