@@ -24,7 +24,7 @@ use crate::reconcile::model::{Hints, Outcome, Timing};
 use crate::reconcile::status::{EventSpec, Severity, build_status};
 use crate::reconcile::{Services, reconcile_dataset};
 use crate::server::Readiness;
-use crate::xero::ROTATED_AT_ANNOTATION;
+use crate::xero::{EXCHANGE_STARTED_ANNOTATION, ROTATED_AT_ANNOTATION, exchange_unfinished};
 
 /// What every reconcile shares.
 pub struct Context {
@@ -86,16 +86,22 @@ impl Context {
         };
         self.services.forget_secret(namespace, name);
         let version = secret.metadata.resource_version.as_deref().unwrap_or("");
-        let rotated_at = secret
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(ROTATED_AT_ANNOTATION))
-            .map(String::as_str);
+        let annotation = |key: &str| {
+            secret
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(key))
+                .map(String::as_str)
+        };
+        let marks = [
+            annotation(ROTATED_AT_ANNOTATION),
+            annotation(EXCHANGE_STARTED_ANNOTATION),
+        ];
         if !self
             .services
             .xero
-            .secret_changed(namespace, name, version, rotated_at)
+            .secret_changed(namespace, name, version, marks)
         {
             return Vec::new();
         }
@@ -144,9 +150,12 @@ impl Context {
                 let (previous, moved) = record(&secret);
                 (previous.is_none() || moved).then_some(secret)
             }
+            // A Secret whose last exchange never stored its new refresh token (the operator
+            // stopped in between) is exchanged again now, within the grace period.
             watcher::Event::InitApply(secret) => {
                 let (_, moved) = record(&secret);
-                moved.then_some(secret)
+                (moved || exchange_unfinished(secret.metadata.annotations.as_ref()))
+                    .then_some(secret)
             }
             watcher::Event::Delete(mut secret) => {
                 versions.remove(&key(&secret));

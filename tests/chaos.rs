@@ -14,6 +14,9 @@ use kube::api::{Patch, PatchParams};
 use reqwest::Method;
 use serde_json::{Value, json};
 use xero_operator::api::{Reason, XeroDataset};
+use xero_operator::http::RetryPolicy;
+use xero_operator::secret::SecretString;
+use xero_operator::xero::{EXCHANGE_STARTED_ANNOTATION, XeroTokenEndpoint};
 
 mod e2e_support;
 
@@ -127,6 +130,54 @@ async fn an_operator_killed_after_power_bi_accepted_a_refresh_does_not_start_it_
         .and_then(|st| st.last_refresh)
         .expect("last refresh");
     assert_eq!(json!(recorded.request_id), newest);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exchange_whose_new_token_was_never_stored_is_done_again_at_start_up() {
+    let mut s = Scenario::start("restart-exchange", &broken_tenant_seed()).await;
+    s.create_secrets().await;
+    s.apply_dataset(&dataset_manifest("finance", json!({})))
+        .await;
+    s.start_operator();
+    s.wait_reconciled("finance", Duration::from_secs(60)).await;
+    s.stop_operator();
+
+    // What an operator killed between Xero's answer and the Secret write leaves behind: the
+    // mark of an exchange started after the last rotation, and a stored refresh token that
+    // Xero has rotated (it works for the 30 minutes of grace, then never again).
+    let stored = s.secret_value("xero-app", "refreshToken").await;
+    let identity = reqwest::Url::parse(&s.sim.url()).expect("url");
+    let endpoint =
+        XeroTokenEndpoint::new(reqwest::Client::new(), &identity, RetryPolicy::default())
+            .expect("endpoint");
+    endpoint
+        .exchange(
+            XERO_CLIENT,
+            &SecretString::new("xero-secret"),
+            &SecretString::new(stored.clone()),
+        )
+        .await
+        .expect("the exchange whose answer is lost");
+    let mark = json!({"metadata": {"annotations": {EXCHANGE_STARTED_ANNOTATION: Timestamp::now().to_string()}}});
+    s.secrets()
+        .patch("xero-app", &PatchParams::default(), &Patch::Merge(&mark))
+        .await
+        .expect("mark");
+    assert_eq!(stored_token_state(&s).await, "Rotated");
+
+    // Nothing else is due (the chain was checked, no slot is near): only the mark makes the
+    // new operator exchange the stored token again, while it still works.
+    s.start_operator();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stored_token_state(&s).await != "Active" {
+        assert!(
+            Instant::now() < deadline,
+            "the stored refresh token was not exchanged again\n{}",
+            tail(&s.operator_log(), 40)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_ne!(s.secret_value("xero-app", "refreshToken").await, stored);
 }
 
 /// A small deterministic random source (xorshift64*), so that a run can be replayed by seed.

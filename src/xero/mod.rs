@@ -8,6 +8,6 @@ mod rotation;
 pub use connections::{XeroConnection, XeroConnections, find_organisation};
 pub use exchange::{XeroTokenEndpoint, XeroTokens};
 pub use rotation::{
-    BeforeSecretWrite, ExchangeObserver, ROTATED_AT_ANNOTATION, XeroAccessToken, XeroSecretRef,
-    XeroTokenRotation,
+    BeforeSecretWrite, EXCHANGE_STARTED_ANNOTATION, ExchangeObserver, ROTATED_AT_ANNOTATION,
+    XeroAccessToken, XeroSecretRef, XeroTokenRotation, exchange_unfinished,
 };

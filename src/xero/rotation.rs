@@ -3,14 +3,17 @@
 //! Every exchange returns a new refresh token; the one presented keeps working for 30 minutes
 //! (the grace period), then fails with `invalid_grant`. The protocol:
 //!
-//! 1. read the Secret (refresh token and resourceVersion);
+//! 1. read the Secret (refresh token and resourceVersion), and mark it with the time an
+//!    exchange starts (a resourceVersion-checked write);
 //! 2. exchange the refresh token at Xero;
 //! 3. write the new refresh token, and the rotation time, into the Secret with a resourceVersion
 //!    precondition;
 //! 4. only then hand out the access token.
 //!
 //! A crash or a failed write between 2 and 3 leaves the presented token in the Secret, and it
-//! still works within the grace period, so the next attempt exchanges it again. A write that
+//! still works within the grace period, so the next attempt exchanges it again. The mark tells
+//! a restarted operator that such an attempt is due now, not at the next slot, which may come
+//! after the grace period: an exchange marked later than the last rotation never finished. A write that
 //! conflicts re-reads the Secret: if its refresh token is unchanged (another key or a label
 //! changed) the same result is written again; if someone wrote a newer refresh token (a new
 //! sign-in), rotation continues from that one. Exchanges are single-flight per Secret and the
@@ -34,6 +37,29 @@ use crate::secret_store::{SecretAccess, SecretStore, SecretValues, SecretWrite};
 
 /// The annotation on the Secret holding the time of the last rotation (RFC 3339).
 pub const ROTATED_AT_ANNOTATION: &str = "xero-operator.dev/refresh-token-rotated-at";
+/// The annotation on the Secret holding the time the last exchange started (RFC 3339).
+pub const EXCHANGE_STARTED_ANNOTATION: &str = "xero-operator.dev/refresh-token-exchange-started-at";
+
+/// Whether a Secret's annotations tell of an exchange that started after the last rotation was
+/// stored: the new refresh token may be lost unless the stored one is exchanged again within
+/// the grace period.
+pub fn exchange_unfinished(
+    annotations: Option<&std::collections::BTreeMap<String, String>>,
+) -> bool {
+    let time = |key: &str| {
+        annotations
+            .and_then(|a| a.get(key))
+            .and_then(|t| t.parse::<Timestamp>().ok())
+    };
+    match (
+        time(EXCHANGE_STARTED_ANNOTATION),
+        time(ROTATED_AT_ANNOTATION),
+    ) {
+        (Some(started), Some(rotated)) => started > rotated,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
 
 /// How many times one rotation re-reads the Secret after a conflicting write or a superseded
 /// refresh token before giving up for now.
@@ -153,9 +179,9 @@ struct Rejection {
 /// What the rotation knows of a Secret's versions.
 #[derive(Default)]
 struct SecretVersion {
-    /// The resourceVersion after the rotation's last write.
-    written: Option<String>,
-    /// The rotation time of a write under way.
+    /// The resourceVersions after the rotation's last writes (the mark and the rotation).
+    written: std::collections::VecDeque<String>,
+    /// The annotation value (rotation or exchange start time) of a write under way.
     writing: Option<String>,
     /// Counts changes by someone else.
     epoch: u64,
@@ -266,14 +292,14 @@ impl<S: SecretAccess> XeroTokenRotation<S> {
         namespace: &str,
         name: &str,
         resource_version: &str,
-        rotated_at: Option<&str>,
+        marks: [Option<&str>; 2],
     ) -> bool {
         let mut versions = self.versions.lock().unwrap_or_else(PoisonError::into_inner);
         let version = versions
             .entry((namespace.to_owned(), name.to_owned()))
             .or_default();
-        let own = version.written.as_deref() == Some(resource_version)
-            || (version.writing.is_some() && version.writing.as_deref() == rotated_at);
+        let own = version.written.iter().any(|v| v == resource_version)
+            || (version.writing.is_some() && marks.contains(&version.writing.as_deref()));
         if !own {
             version.epoch += 1;
         }
@@ -296,10 +322,35 @@ impl<S: SecretAccess> XeroTokenRotation<S> {
     fn wrote(&self, secret: &XeroSecretRef, resource_version: Option<String>) {
         self.with_version(secret, |v| {
             v.writing = None;
-            if resource_version.is_some() {
-                v.written = resource_version;
+            if let Some(written) = resource_version {
+                if v.written.len() >= 4 {
+                    v.written.pop_front();
+                }
+                v.written.push_back(written);
             }
         });
+    }
+
+    /// Marks the Secret with the time an exchange starts, if it is still at the version read;
+    /// returns the version the mark wrote.
+    async fn mark_exchange(
+        &self,
+        secret: &XeroSecretRef,
+        values: &SecretValues,
+    ) -> Result<String, ClientError> {
+        let started_at = Timestamp::now().to_string();
+        self.writing(secret, &started_at);
+        let write = SecretWrite {
+            resource_version: values.resource_version(),
+            data: Vec::new(),
+            annotations: vec![(EXCHANGE_STARTED_ANNOTATION, started_at)],
+        };
+        let marked = self
+            .secrets
+            .write(&secret.namespace, &secret.name, write)
+            .await;
+        self.wrote(secret, marked.as_ref().ok().cloned());
+        marked
     }
 
     fn with_version(&self, secret: &XeroSecretRef, change: impl FnOnce(&mut SecretVersion)) {
@@ -331,6 +382,8 @@ impl<S: SecretAccess> XeroTokenRotation<S> {
         let mut unwritten: Option<(SecretString, XeroTokens, Instant)> = None;
         for _ in 0..MAX_ROUNDS {
             let values = self.secrets.read(&secret.namespace, &secret.name).await?;
+            // The version the rotation's write expects: the one read, or the one its mark wrote.
+            let mut precondition = None;
             let credentials = AppCredentials::read(&values, secret)?;
             let (tokens, requested_at) = match unwritten.take() {
                 Some((presented, tokens, requested_at))
@@ -339,6 +392,16 @@ impl<S: SecretAccess> XeroTokenRotation<S> {
                     (tokens, requested_at)
                 }
                 _ => {
+                    if let Some(rejection) = &state.rejection
+                        && rejection.credentials == credentials
+                    {
+                        return Err(rejection.error.clone());
+                    }
+                    match self.mark_exchange(secret, &values).await {
+                        Ok(marked) => precondition = Some(marked),
+                        Err(error) if error.category() == ErrorCategory::Conflict => continue,
+                        Err(error) => return Err(error),
+                    }
                     let requested_at = Instant::now();
                     match self.exchange(secret, state, &credentials).await? {
                         Exchanged::Tokens(tokens) => (tokens, requested_at),
@@ -352,7 +415,7 @@ impl<S: SecretAccess> XeroTokenRotation<S> {
             let rotated_at = Timestamp::now();
             self.writing(secret, &rotated_at.to_string());
             let write = SecretWrite {
-                resource_version: values.resource_version(),
+                resource_version: precondition.as_deref().unwrap_or(values.resource_version()),
                 data: vec![(secret.refresh_token_key.as_str(), &tokens.refresh_token)],
                 annotations: vec![(ROTATED_AT_ANNOTATION, rotated_at.to_string())],
             };
@@ -439,6 +502,40 @@ impl<S: SecretAccess> XeroTokenRotation<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exchange_marked_after_the_last_rotation_is_unfinished() {
+        let annotations = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let (started, rotated) = (EXCHANGE_STARTED_ANNOTATION, ROTATED_AT_ANNOTATION);
+        let unfinished = annotations(&[
+            (started, "2026-12-03T10:00:01Z"),
+            (rotated, "2026-12-03T10:00:00Z"),
+        ]);
+        assert!(exchange_unfinished(Some(&unfinished)));
+        let finished = annotations(&[
+            (started, "2026-12-03T10:00:00Z"),
+            (rotated, "2026-12-03T10:00:00.2Z"),
+        ]);
+        assert!(!exchange_unfinished(Some(&finished)));
+        assert!(exchange_unfinished(Some(&annotations(&[(
+            started,
+            "2026-12-03T10:00:00Z"
+        )]))));
+        assert!(!exchange_unfinished(Some(&annotations(&[(
+            rotated,
+            "2026-12-03T10:00:00Z"
+        )]))));
+        assert!(!exchange_unfinished(None));
+        // A mark that is not a time is not trusted to mean anything.
+        assert!(!exchange_unfinished(Some(&annotations(&[(
+            started, "soon"
+        )]))));
+    }
 
     fn issued(lifetime_secs: u64) -> XeroAccessToken {
         let tokens = XeroTokens {
