@@ -313,3 +313,62 @@ async fn a_dataset_someone_else_owns_is_taken_over_when_allowed_and_explained_wh
     );
     assert_eq!(s.count("POST", &not_taken).await, 0);
 }
+
+/// Power BI's schedule of the dataset `id`, from the simulator's state.
+async fn sim_schedule(s: &Scenario, id: &str) -> serde_json::Value {
+    let state = s.admin(Method::GET, "state", json!(null)).await;
+    state["workspaces"][0]["datasets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["id"] == id)
+        .map(|d| d["schedule"].clone())
+        .expect("the dataset's schedule")
+}
+
+/// A schedule a person set up in the portal stores `notifyOption: MailOnFailure`, which a
+/// service principal may not keep ("Invalid NotifyOption value 'MailOnFailure' for app only
+/// owner requests"): after the Take Over the operator's change sets `NoNotification`, and a
+/// disable takes two changes, `NoNotification` first and then the disable alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_a_person_set_up_with_failure_mails_is_changed_and_switched_off() {
+    let mut seed = healthy_seed(2);
+    for dataset in seed["workspaces"][0]["datasets"]
+        .as_sequence_mut()
+        .expect("datasets")
+    {
+        dataset["configuredBy"] = "finance.analyst@example.com".into();
+        dataset["schedule"]["notifyOption"] = "MailOnFailure".into();
+    }
+    let mut s = Scenario::start("e2e-notify", &seed_text(&seed)).await;
+    s.create_secrets().await;
+    let take_over = json!({"powerBI": {"takeOver": true}});
+    let mut changed = by_id(0, take_over.clone());
+    merge(&mut changed, json!({"schedule": {"times": ["04:00"]}}));
+    let mut off = by_id(1, take_over);
+    merge(&mut off, json!({"schedule": {"enabled": false}}));
+    s.apply_dataset(&dataset_manifest("changed", changed)).await;
+    s.apply_dataset(&dataset_manifest("off", off)).await;
+    s.start_operator();
+    s.wait_reconciled("changed", WAIT).await;
+    s.wait_reconciled("off", WAIT).await;
+
+    let schedule = sim_schedule(&s, &dataset_id(0)).await;
+    assert_eq!(schedule["times"], json!(["04:00"]), "{schedule}");
+    assert_eq!(schedule["enabled"], true);
+    assert_eq!(schedule["notifyOption"], "NoNotification");
+    let schedule = sim_schedule(&s, &dataset_id(1)).await;
+    assert_eq!(schedule["enabled"], false, "{schedule}");
+    assert_eq!(schedule["notifyOption"], "NoNotification");
+    let path = format!(
+        "/v1.0/myorg/groups/{WORKSPACE}/datasets/{}/refreshSchedule",
+        dataset_id(1)
+    );
+    let accepted = s
+        .requests("PATCH", &path)
+        .await
+        .iter()
+        .filter(|r| r["status"] == 200)
+        .count();
+    assert_eq!(accepted, 2, "NoNotification, then the disable alone");
+}

@@ -541,8 +541,20 @@ async fn only_the_owner_may_change_schedule_and_credentials_until_it_takes_over(
     // Cloud credentials are the owner's: Jane's are gone.
     let state = h.state().await;
     assert!(state["workspaces"][0]["datasets"][1]["datasources"][0]["credentials"].is_null());
+    // Jane's schedule stores MailOnFailure, which a service principal may not keep: its change
+    // must set NoNotification.
+    let mailing = h.pbi(Method::PATCH, &path, &token, Some(&enable)).await;
+    assert_eq!(mailing.status, 400, "{}", mailing.text);
+    assert!(
+        mailing
+            .text
+            .contains("Invalid NotifyOption value 'MailOnFailure' for app only owner requests"),
+        "{}",
+        mailing.text
+    );
+    let quiet = json!({"value": {"enabled": true, "days": ["Monday"], "times": ["06:00"], "notifyOption": "NoNotification"}});
     assert_eq!(
-        h.pbi(Method::PATCH, &path, &token, Some(&enable))
+        h.pbi(Method::PATCH, &path, &token, Some(&quiet))
             .await
             .status,
         200

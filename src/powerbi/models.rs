@@ -253,11 +253,25 @@ pub struct RefreshScheduleUpdate {
     pub notify_option: Option<String>,
 }
 
+/// The notify option a service principal may store.
+pub const NOTIFY_NOBODY: &str = "NoNotification";
+/// The notify option the portal stores for schedules people configure.
+pub const NOTIFY_MAIL_ON_FAILURE: &str = "MailOnFailure";
+
 impl RefreshScheduleUpdate {
     /// The one change allowed when disabling: `{"enabled": false}`.
     pub fn disable() -> Self {
         Self {
             enabled: Some(false),
+            ..Self::default()
+        }
+    }
+
+    /// `{"notifyOption": "NoNotification"}` alone: what must precede the disable of a schedule
+    /// that stores `MailOnFailure`.
+    pub fn notify_nobody() -> Self {
+        Self {
+            notify_option: Some(NOTIFY_NOBODY.to_owned()),
             ..Self::default()
         }
     }

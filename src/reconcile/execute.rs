@@ -11,7 +11,7 @@ use super::services::Session;
 use crate::api::Reason;
 use crate::error::{ClientError, ErrorCategory};
 use crate::matches::Matches;
-use crate::powerbi::models::{Datasource, PrivacyLevel, RefreshScheduleUpdate};
+use crate::powerbi::models::{Datasource, NOTIFY_NOBODY, PrivacyLevel, RefreshScheduleUpdate};
 use crate::secret::SecretString;
 use crate::xero::{XeroAccessToken, XeroConnection, XeroSecretRef, find_organisation};
 
@@ -114,26 +114,44 @@ async fn update_schedule(
     update: &ScheduleUpdate,
 ) -> Result<(), StepError> {
     let token = session.powerbi_token().await?;
-    let body = match update {
-        ScheduleUpdate::Disable => RefreshScheduleUpdate::disable(),
-        ScheduleUpdate::Set(schedule) => RefreshScheduleUpdate {
+    let bodies = match update {
+        ScheduleUpdate::Disable => vec![RefreshScheduleUpdate::disable()],
+        ScheduleUpdate::StopMailThenDisable => vec![
+            RefreshScheduleUpdate::notify_nobody(),
+            RefreshScheduleUpdate::disable(),
+        ],
+        ScheduleUpdate::Set(schedule) => vec![RefreshScheduleUpdate {
             days: Some(schedule.day_names()),
             times: Some(schedule.time_strings()),
             enabled: Some(true),
             local_time_zone_id: Some(schedule.time_zone_id.clone()),
-            notify_option: None,
-        },
+            notify_option: Some(NOTIFY_NOBODY.to_owned()),
+        }],
     };
+    for body in &bodies {
+        patch_schedule(session, &token, dataset_id, body).await?;
+    }
+    Ok(())
+}
+
+/// One schedule PATCH, taking the dataset over first when the spec allows and Power BI asks
+/// for the owner.
+async fn patch_schedule(
+    session: &Session<'_>,
+    token: &SecretString,
+    dataset_id: &str,
+    body: &RefreshScheduleUpdate,
+) -> Result<(), StepError> {
     let powerbi = &session.cloud.powerbi;
     let workspace = &session.spec.workspace_id;
     let result = match powerbi
-        .update_refresh_schedule(&token, workspace, dataset_id, &body)
+        .update_refresh_schedule(token, workspace, dataset_id, body)
         .await
     {
         Err(err) if needs_ownership(&err) && session.spec.take_over => {
-            take_over(session, &token, dataset_id).await?;
+            take_over(session, token, dataset_id).await?;
             powerbi
-                .update_refresh_schedule(&token, workspace, dataset_id, &body)
+                .update_refresh_schedule(token, workspace, dataset_id, body)
                 .await
         }
         other => other,

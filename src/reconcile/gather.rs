@@ -7,7 +7,7 @@ use super::services::Session;
 use super::validate::DatasetName;
 use crate::api::{Reason, XeroDatasetStatus};
 use crate::matches::Matches;
-use crate::powerbi::models;
+use crate::powerbi::models::{self, NOTIFY_MAIL_ON_FAILURE};
 use crate::schedule::RefreshSchedule;
 use crate::secret::SecretString;
 
@@ -59,22 +59,28 @@ pub(super) async fn gather(
     let new_failure = records.first().is_some_and(|r| {
         r.refresh.state == RefreshState::Failed && Some(r.refresh.request_id.as_str()) != handled
     });
-    let schedule = if hints.check_schedule || new_failure {
+    let actual = if hints.check_schedule || new_failure {
         let actual = powerbi
             .refresh_schedule(&token, workspace, &dataset_id)
             .await
             .map_err(|e| dataset_error(e, &dataset_id))?;
-        Some(observed_schedule(&actual))
+        Some(actual)
     } else {
         None
     };
+    let schedule_mails_on_failure = actual.as_ref().is_some_and(|a| {
+        a.notify_option
+            .as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case(NOTIFY_MAIL_ON_FAILURE))
+    });
     Ok(Gathered {
         dataset_id,
         dataset_name,
         observed: Observed {
-            schedule,
+            schedule: actual.as_ref().map(observed_schedule),
             history: records.iter().map(|r| r.refresh.clone()).collect(),
             secret_changed: hints.secret_changed,
+            schedule_mails_on_failure,
         },
         records,
     })

@@ -92,6 +92,8 @@ pub struct Observed {
     pub history: Vec<Refresh>,
     /// Someone changed a referenced Secret since the last reconcile.
     pub secret_changed: bool,
+    /// Power BI's schedule stores `notifyOption: MailOnFailure` (read with `schedule`).
+    pub schedule_mails_on_failure: bool,
 }
 
 /// One refresh history entry with its error, as the status shows it.
@@ -165,10 +167,15 @@ pub enum Action {
     TriggerRefresh(TriggerReason),
 }
 
-/// A schedule change, shaped by Power BI's rule that a disabling PATCH changes nothing else.
+/// A schedule change, shaped by Power BI's rule that a disabling PATCH changes nothing else,
+/// and by its rule that a service principal may only store `notifyOption: NoNotification`
+/// (every change the operator makes sets it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScheduleUpdate {
     Disable,
+    /// A schedule that stores `MailOnFailure` (a person configured it) is disabled in two
+    /// changes: `NoNotification` first, then the disable alone.
+    StopMailThenDisable,
     Set(RefreshSchedule),
 }
 

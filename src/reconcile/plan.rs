@@ -90,6 +90,12 @@ pub fn plan_actions(
         .as_ref()
         .and_then(|actual| schedule_update(&desired.schedule, actual))
     {
+        let update = match update {
+            ScheduleUpdate::Disable if observed.schedule_mails_on_failure => {
+                ScheduleUpdate::StopMailThenDisable
+            }
+            other => other,
+        };
         actions.push(Action::UpdateSchedule(update));
     }
     let apply = if recovery.intent_recorded {

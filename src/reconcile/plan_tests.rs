@@ -70,6 +70,7 @@ fn observed(desired: &Desired, history: Vec<Refresh>) -> Observed {
         schedule: Some(desired.schedule.clone()),
         history,
         secret_changed: false,
+        schedule_mails_on_failure: false,
     }
 }
 
@@ -495,6 +496,7 @@ fn drift_in_days_is_fixed() {
     actual.days.remove(&crate::api::DayOfWeek::Friday);
     let o = Observed {
         secret_changed: false,
+        schedule_mails_on_failure: false,
         schedule: Some(actual),
         history: vec![completed("a", "2026-11-25T06:01:00Z")],
     };
@@ -545,6 +547,7 @@ fn schedule_switched_off_by_power_bi_is_switched_back_on() {
         &d,
         &Observed {
             secret_changed: false,
+            schedule_mails_on_failure: false,
             schedule: Some(actual),
             history,
         },
@@ -557,6 +560,24 @@ fn schedule_switched_off_by_power_bi_is_switched_back_on() {
             d.schedule.clone()
         ))]
     );
+}
+
+#[test]
+fn a_schedule_that_mails_on_failure_is_quietened_before_it_is_disabled() {
+    let mut d = desired();
+    d.schedule.enabled = false;
+    let actual = RefreshSchedule::parse(true, &["Sunday"], &["03:00"], "UTC").expect("schedule");
+    let mut o = observed(&d, vec![completed("c", "2026-11-25T06:01:00Z")]);
+    o.schedule = Some(actual);
+    o.schedule_mails_on_failure = true;
+    let p = plan(&d, &o, &Memory::default(), MIDDAY);
+    assert_eq!(
+        p.actions,
+        [Action::UpdateSchedule(ScheduleUpdate::StopMailThenDisable)]
+    );
+    o.schedule_mails_on_failure = false;
+    let p = plan(&d, &o, &Memory::default(), MIDDAY);
+    assert_eq!(p.actions, [Action::UpdateSchedule(ScheduleUpdate::Disable)]);
 }
 
 #[test]
@@ -579,6 +600,7 @@ fn a_disabled_desired_schedule_sends_only_the_disable() {
         &d,
         &Observed {
             secret_changed: false,
+            schedule_mails_on_failure: false,
             schedule: Some(off),
             history: vec![],
         },
@@ -594,6 +616,7 @@ fn schedule_not_read_this_time_is_not_drift() {
     let d = desired();
     let o = Observed {
         secret_changed: false,
+        schedule_mails_on_failure: false,
         schedule: None,
         history: vec![completed("a", "2026-11-25T06:01:00Z")],
     };
@@ -775,6 +798,7 @@ fn suspended_dataset_plans_nothing_even_with_a_failure_or_request() {
     actual.enabled = false;
     let o = Observed {
         secret_changed: false,
+        schedule_mails_on_failure: false,
         schedule: Some(actual),
         history: vec![failed("f1", "2026-11-25T06:01:00Z")],
     };
@@ -828,6 +852,7 @@ fn drift_fix_comes_before_recovery_in_the_same_plan() {
     actual.enabled = false;
     let o = Observed {
         secret_changed: false,
+        schedule_mails_on_failure: false,
         schedule: Some(actual),
         history: vec![failed("f1", "2026-11-25T06:01:00Z")],
     };

@@ -54,6 +54,11 @@ pub struct SimConfig {
     /// Whether a disabling schedule PATCH is rejected when any other field is present (`true`),
     /// or only when another field differs from the stored value (`false`).
     pub strict_disable_request: bool,
+    /// Whether a service principal's schedule change is refused while the resulting schedule
+    /// keeps `notifyOption: MailOnFailure` ("Invalid NotifyOption value 'MailOnFailure' for app
+    /// only owner requests"; the swagger says service principals only support `NoNotification`;
+    /// that the stored value counts, a disabling change included, is UNCONFIRMED).
+    pub refuse_stored_mail_on_failure: bool,
     /// Cloud credentials belong to the owner, so a Take Over by someone else drops them
     /// (plausible, UNCONFIRMED).
     pub take_over_clears_credentials: bool,
@@ -97,6 +102,7 @@ impl Default for SimConfig {
             premium_schedule_slots: 48,
             default_schedule_time: "00:00".to_owned(),
             strict_disable_request: true,
+            refuse_stored_mail_on_failure: true,
             take_over_clears_credentials: true,
             validate_credentials_on_update: false,
             owner_error_status: 400,

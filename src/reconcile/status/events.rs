@@ -109,6 +109,7 @@ fn action_event(action: &Action, triggered: Option<&str>) -> Option<EventSpec> {
 fn schedule_text(update: &ScheduleUpdate) -> String {
     match update {
         ScheduleUpdate::Disable => "switched the refresh schedule off".into(),
+        ScheduleUpdate::StopMailThenDisable => "switched the refresh schedule off (first its failure mails: a service principal may only store notifyOption NoNotification)".into(),
         ScheduleUpdate::Set(s) => format!(
             "set the refresh schedule to {} at {} ({}), enabled",
             s.day_names().join(", "),

@@ -179,5 +179,6 @@ pub fn schedule_rules(config: &SimConfig, capacity: Capacity) -> ScheduleRules {
         },
         default_time: config.default_schedule_time.clone(),
         strict_disable_request: config.strict_disable_request,
+        refuse_stored_mail_on_failure: config.refuse_stored_mail_on_failure,
     }
 }

@@ -37,7 +37,14 @@ pub struct ScheduleRules {
     pub default_time: String,
     /// Reject a disabling request that carries any other field, even an unchanged one.
     pub strict_disable_request: bool,
+    /// Reject a service principal's change that leaves `MailOnFailure` stored.
+    pub refuse_stored_mail_on_failure: bool,
 }
+
+/// The live service's answer to a service principal that asks for, or leaves stored,
+/// `MailOnFailure`.
+const MAIL_ON_FAILURE_REFUSED: &str =
+    "Invalid NotifyOption value 'MailOnFailure' for app only owner requests";
 
 impl RefreshSchedule {
     /// The GET body (camelCase, as the live service sends it).
@@ -84,9 +91,7 @@ impl RefreshSchedule {
             }
             // Every caller here is a service principal, and those may only use NoNotification.
             Some(Value::String(n)) if n.eq_ignore_ascii_case("MailOnFailure") => {
-                return Err(
-                    "Service principals only support the 'NoNotification' notify option.".into(),
-                );
+                return Err(MAIL_ON_FAILURE_REFUSED.into());
             }
             Some(_) => return Err("'notifyOption' must be NoNotification or MailOnFailure.".into()),
         };
@@ -121,6 +126,11 @@ impl RefreshSchedule {
         }
         if let Some(n) = notify {
             next.notify_option = n;
+        }
+        // A schedule a person configured usually stores MailOnFailure; any change by a service
+        // principal that leaves it stored is refused, a disabling one included.
+        if rules.refuse_stored_mail_on_failure && next.notify_option == "MailOnFailure" {
+            return Err(MAIL_ON_FAILURE_REFUSED.into());
         }
         if next.enabled && next.days.is_empty() {
             return Err("At least one day must be specified for the refresh schedule.".into());
@@ -218,6 +228,7 @@ mod tests {
             max_slots: 8,
             default_time: "00:00".into(),
             strict_disable_request: true,
+            refuse_stored_mail_on_failure: true,
         }
     }
 
@@ -265,6 +276,50 @@ mod tests {
                 "{body} should be rejected"
             );
         }
+    }
+
+    #[test]
+    fn a_stored_mail_on_failure_must_go_first_in_its_own_change() {
+        let mailing = RefreshSchedule {
+            notify_option: "MailOnFailure".into(),
+            ..current()
+        };
+        // Neither a change that leaves it stored nor a disable alone passes...
+        for body in [
+            json!({"value": {"times": ["07:00"]}}),
+            json!({"value": {"enabled": false}}),
+        ] {
+            assert_eq!(
+                mailing.patched(&body, &rules()).unwrap_err(),
+                MAIL_ON_FAILURE_REFUSED,
+                "{body}"
+            );
+        }
+        // ...but with NoNotification a change passes, and then the disable does.
+        let set = json!({"value": {"times": ["07:00"], "notifyOption": "NoNotification"}});
+        assert_eq!(mailing.patched(&set, &rules()).unwrap().times, ["07:00"]);
+        let quiet = mailing
+            .patched(
+                &json!({"value": {"notifyOption": "NoNotification"}}),
+                &rules(),
+            )
+            .unwrap();
+        assert!(
+            !quiet
+                .patched(&json!({"value": {"enabled": false}}), &rules())
+                .unwrap()
+                .enabled
+        );
+        // Switched off, the stored value is tolerated.
+        let tolerant = ScheduleRules {
+            refuse_stored_mail_on_failure: false,
+            ..rules()
+        };
+        assert!(
+            mailing
+                .patched(&json!({"value": {"times": ["07:00"]}}), &tolerant)
+                .is_ok()
+        );
     }
 
     #[test]
