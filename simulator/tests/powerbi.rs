@@ -59,7 +59,9 @@ async fn a_refresh_fails_without_credentials_and_on_expired_ones_and_succeeds_on
 
 #[tokio::test]
 async fn a_refresh_fails_on_revoked_unknown_or_other_tenant_tokens() {
-    let h = Harness::start().await;
+    // Power BI tests the connection when credentials are set; with that off, bad tokens are
+    // stored and the refresh is where they fail.
+    let h = Harness::start_with(untested_credentials(seed())).await;
     let token = h.pbi_token().await;
     let (access, rotated) = h.xero_tokens(INITIAL_REFRESH_TOKEN).await;
 
@@ -76,7 +78,7 @@ async fn a_refresh_fails_on_revoked_unknown_or_other_tenant_tokens() {
     }
 
     // A token whose grant covers only the NZ organisation, for a source reading the UK one.
-    let mut seed = seed();
+    let mut seed = untested_credentials(seed());
     seed.xero.access_tokens[0].tenant_ids = Some(vec![XERO_NZ.into()]);
     let other = Harness::start_with(seed).await;
     let other_token = other.pbi_token().await;
@@ -560,19 +562,35 @@ async fn only_the_owner_may_change_schedule_and_credentials_until_it_takes_over(
         200
     );
     assert_eq!(
-        h.set_credentials(&token, PERSONS_GATEWAY, PERSONS_DATASOURCE, "x")
-            .await
-            .status,
+        h.set_credentials(
+            &token,
+            PERSONS_GATEWAY,
+            PERSONS_DATASOURCE,
+            "janes-xero-access-token"
+        )
+        .await
+        .status,
         200
     );
+    // Now the owner, the principal's credentials are tested like anyone's.
+    h.set_credentials(&token, PERSONS_GATEWAY, PERSONS_DATASOURCE, "x")
+        .await
+        .assert_pbi_error(400, "DM_GWPipeline_Gateway_InvalidConnectionCredentials");
+}
+
+/// `seed` with Power BI's connection test on Update Datasource switched off.
+fn untested_credentials(mut seed: powerbi_sim::Seed) -> powerbi_sim::Seed {
+    seed.config.validate_credentials_on_update = false;
+    seed
 }
 
 #[tokio::test]
 async fn update_datasource_validates_the_credential_details() {
     let h = Harness::start().await;
     let token = h.pbi_token().await;
+    let (access, _) = h.xero_tokens(INITIAL_REFRESH_TOKEN).await;
     let path = format!("/gateways/{GATEWAY}/datasources/{DATASOURCE}");
-    let mut stringly = credentials_body("tok");
+    let mut stringly = credentials_body(&access);
     stringly["credentialDetails"]["useEndUserOAuth2Credentials"] = json!("False");
     assert_eq!(
         h.pbi(Method::PATCH, &path, &token, Some(&stringly))
@@ -590,11 +608,11 @@ async fn update_datasource_validates_the_credential_details() {
         ("privacyLevel", json!(1)),
         ("useEndUserOAuth2Credentials", json!("perhaps")),
     ] {
-        let mut body = credentials_body("tok");
+        let mut body = credentials_body(&access);
         body["credentialDetails"][field] = value;
         cases.push(body);
     }
-    let mut missing = credentials_body("tok");
+    let mut missing = credentials_body(&access);
     missing["credentialDetails"]
         .as_object_mut()
         .unwrap()

@@ -91,6 +91,9 @@ xero:
       tenantName: Twin Ltd
   refreshTokens:
     - token: {INITIAL_REFRESH_TOKEN}
+  accessTokens:
+    - token: a-xero-access-token
+      expiresInSeconds: 1800
 "#
     );
     match Seed::from_yaml(&yaml) {

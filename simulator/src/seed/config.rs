@@ -62,7 +62,9 @@ pub struct SimConfig {
     /// Cloud credentials belong to the owner, so a Take Over by someone else drops them
     /// (plausible, UNCONFIRMED).
     pub take_over_clears_credentials: bool,
-    /// Whether Update Datasource tests the Xero token and rejects a bad one (UNCONFIRMED).
+    /// Whether Update Datasource tests the Xero token and rejects an unknown, revoked, expired or
+    /// other-organisation one, as Power BI tests the connection of many source types (that it
+    /// does so for the Xero connector is UNCONFIRMED).
     pub validate_credentials_on_update: bool,
     /// Status of a change by someone who does not own the dataset. The live message is "This
     /// operation is only supported for the dataset owner"; its status is undocumented, 400 in
@@ -104,7 +106,7 @@ impl Default for SimConfig {
             strict_disable_request: true,
             refuse_stored_mail_on_failure: true,
             take_over_clears_credentials: true,
-            validate_credentials_on_update: false,
+            validate_credentials_on_update: true,
             owner_error_status: 400,
             require_content_length: true,
             history_retention: 60,
