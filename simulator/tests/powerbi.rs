@@ -561,6 +561,21 @@ async fn only_the_owner_may_change_schedule_and_credentials_until_it_takes_over(
             .status,
         200
     );
+    // The new owner's binding has a new datasource id; the old one is gone.
+    let sources = h
+        .pbi(
+            Method::GET,
+            &format!("/groups/{GROUP}/datasets/{PERSONS_DATASET}/datasources"),
+            &token,
+            None,
+        )
+        .await
+        .json();
+    let rebound = sources["value"][0]["datasourceId"]
+        .as_str()
+        .expect("datasource id")
+        .to_owned();
+    assert_ne!(rebound, PERSONS_DATASOURCE);
     assert_eq!(
         h.set_credentials(
             &token,
@@ -570,10 +585,16 @@ async fn only_the_owner_may_change_schedule_and_credentials_until_it_takes_over(
         )
         .await
         .status,
+        404
+    );
+    assert_eq!(
+        h.set_credentials(&token, PERSONS_GATEWAY, &rebound, "janes-xero-access-token")
+            .await
+            .status,
         200
     );
     // Now the owner, the principal's credentials are tested like anyone's.
-    h.set_credentials(&token, PERSONS_GATEWAY, PERSONS_DATASOURCE, "x")
+    h.set_credentials(&token, PERSONS_GATEWAY, &rebound, "x")
         .await
         .assert_pbi_error(400, "DM_GWPipeline_Gateway_InvalidConnectionCredentials");
 }

@@ -81,12 +81,17 @@ pub fn get_datasources(world: &mut World, caller: &Caller, group: &str, id: &str
 pub fn take_over(world: &mut World, caller: &Caller, group: &str, id: &str) -> Served {
     let (w, d) = dataset(world, caller, group, id)?;
     let clear = world.config.take_over_clears_credentials;
+    let rebind = world.config.take_over_rebinds_datasources;
     let dataset = &mut world.powerbi.workspaces[w].datasets[d];
     if dataset.configured_by != caller.owner_name {
         dataset.configured_by = caller.owner_name.clone();
-        if clear {
-            for source in &mut dataset.datasources {
+        for source in &mut dataset.datasources {
+            if clear {
                 source.credential = None;
+            }
+            // Cloud connections belong to their owner: the new owner's binding has new ids.
+            if rebind {
+                source.datasource_id = uuid::Uuid::new_v4().to_string();
             }
         }
     }

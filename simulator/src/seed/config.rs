@@ -62,6 +62,9 @@ pub struct SimConfig {
     /// Cloud credentials belong to the owner, so a Take Over by someone else drops them
     /// (plausible, UNCONFIRMED).
     pub take_over_clears_credentials: bool,
+    /// Cloud connections belong to their owner, so after a Take Over by someone else the
+    /// dataset's datasources have new datasource ids (plausible, UNCONFIRMED).
+    pub take_over_rebinds_datasources: bool,
     /// Whether Update Datasource tests the Xero token and rejects an unknown, revoked, expired or
     /// other-organisation one, as Power BI tests the connection of many source types (that it
     /// does so for the Xero connector is UNCONFIRMED).
@@ -106,6 +109,7 @@ impl Default for SimConfig {
             strict_disable_request: true,
             refuse_stored_mail_on_failure: true,
             take_over_clears_credentials: true,
+            take_over_rebinds_datasources: true,
             validate_credentials_on_update: true,
             owner_error_status: 400,
             require_content_length: true,
