@@ -116,9 +116,34 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
-    /// How long the service asked the caller to wait.
+    /// How long the service asked the caller to wait: its `Retry-After`, else what the limit
+    /// Xero names in `X-Rate-Limit-Problem` implies.
     pub fn retry_after(&self) -> Option<Duration> {
-        retry_after(&self.headers)
+        retry_after(&self.headers).or_else(|| {
+            (self.status == StatusCode::TOO_MANY_REQUESTS)
+                .then(|| rate_limit_problem(&self.headers))
+                .flatten()
+                .map(|problem| implied_wait(&problem))
+        })
+    }
+}
+
+/// The limit a Xero 429 names in `X-Rate-Limit-Problem`: `minute`, `day`, `appminute` or
+/// `concurrent` (the spelling is not documented; older pages say `Daily` and `Minute`).
+pub(crate) fn rate_limit_problem(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("x-rate-limit-problem")?.to_str().ok()?.trim();
+    (!value.is_empty() && value.len() <= 32 && value.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| value.to_ascii_lowercase())
+}
+
+/// The wait a Xero 429 without `Retry-After` implies: the minute limits reset within a minute,
+/// the daily one at a time of day Xero does not say (look again in an hour), a concurrency limit
+/// as soon as a call ends.
+fn implied_wait(problem: &str) -> Duration {
+    match problem {
+        "day" | "daily" => Duration::from_secs(3600),
+        "concurrent" => Duration::from_secs(1),
+        _ => Duration::from_secs(60),
     }
 }
 
@@ -459,6 +484,11 @@ pub(crate) fn status_error(call: Call, answer: &Answer, code: Option<&str>) -> C
         message.push_str(": ");
         message.push_str(&truncate(code, 300));
     }
+    if category == ErrorCategory::Throttled
+        && let Some(problem) = rate_limit_problem(&answer.headers)
+    {
+        message.push_str(&format!(" (rate limit: {problem})"));
+    }
     if let Some(wait) = answer
         .retry_after()
         .filter(|_| category == ErrorCategory::Throttled)
@@ -492,6 +522,53 @@ mod tests {
             let late = policy.backoff(40);
             assert!(late >= Duration::from_millis(500) && late <= Duration::from_millis(1000));
         }
+    }
+
+    #[test]
+    fn a_xero_rate_limit_problem_implies_a_wait_when_retry_after_is_missing() {
+        let answer = |problem: Option<&'static str>, retry: Option<&'static str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(problem) = problem {
+                headers.insert("x-rate-limit-problem", HeaderValue::from_static(problem));
+            }
+            if let Some(retry) = retry {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static(retry));
+            }
+            Answer {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                headers,
+                body: Vec::new(),
+                request_id: None,
+            }
+        };
+        let wait = |a: Answer| a.retry_after().map(|d| d.as_secs());
+        assert_eq!(wait(answer(Some("day"), None)), Some(3600));
+        assert_eq!(wait(answer(Some("Daily"), None)), Some(3600));
+        assert_eq!(wait(answer(Some("appminute"), None)), Some(60));
+        assert_eq!(wait(answer(Some("concurrent"), None)), Some(1));
+        assert_eq!(
+            wait(answer(Some("minute"), Some("7"))),
+            Some(7),
+            "Retry-After wins"
+        );
+        assert_eq!(wait(answer(None, None)), None);
+        assert_eq!(wait(answer(Some("bad value!"), None)), None);
+        let error = status_error(
+            Call {
+                service: Service::Xero,
+                operation: "GetConnections",
+                idempotent: true,
+            },
+            &answer(Some("appminute"), Some("12")),
+            None,
+        );
+        assert_eq!(error.category(), ErrorCategory::Throttled);
+        assert!(
+            error.message().contains("rate limit: appminute"),
+            "{}",
+            error.message()
+        );
+        assert_eq!(error.retry_after(), Some(Duration::from_secs(12)));
     }
 
     #[test]

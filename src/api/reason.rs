@@ -79,8 +79,10 @@ reasons! {
     XeroRefreshTokenRejected,
     /// Xero rejected the app's client id or client secret.
     XeroAppRejected,
-    /// Xero's identity service was throttling or unavailable.
+    /// Xero's identity service or API failed.
     XeroUnavailable,
+    /// Xero answered 429: a rate limit of the app or the organisation (`X-Rate-Limit-Problem`).
+    XeroThrottled,
     /// Entra ID or Power BI refused the operator's Power BI identity.
     PowerBIUnauthorized,
     /// The operator's Power BI identity may not change the dataset.

@@ -128,6 +128,7 @@ pub(crate) fn reason_of(category: ErrorCategory, service: Option<Service>) -> (R
         (C::Forbidden, Some(S::PowerBi | S::EntraId)) => (Reason::PowerBIForbidden, true),
         (C::NotFound, Some(S::PowerBi)) => (Reason::DatasetNotFound, true),
         (C::Throttled, Some(S::PowerBi | S::EntraId)) => (Reason::PowerBIThrottled, false),
+        (C::Throttled, Some(S::Xero | S::XeroIdentity)) => (Reason::XeroThrottled, false),
         (_, Some(S::Xero | S::XeroIdentity)) => (Reason::XeroUnavailable, false),
         (_, Some(S::Kubernetes)) => (Reason::ApiUnavailable, false),
         _ => (Reason::PowerBIUnavailable, false),
@@ -178,12 +179,8 @@ mod tests {
                 true,
             ),
             (S::Xero, C::ServerError, Reason::XeroUnavailable, false),
-            (
-                S::XeroIdentity,
-                C::Throttled,
-                Reason::XeroUnavailable,
-                false,
-            ),
+            (S::XeroIdentity, C::Throttled, Reason::XeroThrottled, false),
+            (S::Xero, C::Throttled, Reason::XeroThrottled, false),
             (
                 S::EntraId,
                 C::EntraTokenRejected,
