@@ -170,6 +170,45 @@ async fn access_tokens_expire_after_thirty_minutes() {
 }
 
 #[tokio::test]
+async fn the_app_wide_minute_limit_answers_429_with_xeros_headers() {
+    let mut seed = seed();
+    seed.config.xero_app_calls_per_minute = 2;
+    let h = Harness::start_with(seed).await;
+    let (access, _) = h.xero_tokens(INITIAL_REFRESH_TOKEN).await;
+    for left in ["1", "0"] {
+        let reply = h
+            .send(Method::GET, "/connections", Some(&access), None)
+            .await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            reply.header("x-appminlimit-remaining").as_deref(),
+            Some(left)
+        );
+    }
+    let limited = h
+        .send(Method::GET, "/connections", Some(&access), None)
+        .await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(
+        limited.header("x-rate-limit-problem").as_deref(),
+        Some("appminute")
+    );
+    let wait: u64 = limited
+        .header("retry-after")
+        .and_then(|r| r.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=60).contains(&wait), "{wait}");
+    h.advance(wait as f64).await;
+    assert_eq!(
+        h.send(Method::GET, "/connections", Some(&access), None)
+            .await
+            .status,
+        200,
+        "a new minute"
+    );
+}
+
+#[tokio::test]
 async fn revoked_tokens_give_invalid_grant_and_lose_their_connections() {
     let h = Harness::start().await;
     let (access, rotated) = h.xero_tokens(INITIAL_REFRESH_TOKEN).await;

@@ -78,6 +78,12 @@ pub struct SimConfig {
     pub require_content_length: bool,
     /// Refresh history entries kept per dataset (documented: up to 60).
     pub history_retention: usize,
+    /// Xero's app-wide limit on API calls per minute, across all organisations (documented:
+    /// 10,000). Answered with 429, `Retry-After` and `X-Rate-Limit-Problem: appminute`; every
+    /// answer carries `X-AppMinLimit-Remaining`. The per-organisation limits (60 a minute, 5,000
+    /// a day) apply to calls naming a tenant, which the simulated API (`/connections`) has none
+    /// of.
+    pub xero_app_calls_per_minute: u32,
     /// Per-principal request limit for the Power BI and Xero APIs; off when absent.
     pub rate_limit: Option<RateLimit>,
     /// Host used in `@odata.context` values, as the live service sends them.
@@ -114,6 +120,7 @@ impl Default for SimConfig {
             owner_error_status: 400,
             require_content_length: true,
             history_retention: 60,
+            xero_app_calls_per_minute: 10_000,
             rate_limit: None,
             odata_context_host: "https://wabi-north-europe-redirect.analysis.windows.net"
                 .to_owned(),

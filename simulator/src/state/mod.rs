@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::clock::VirtualClock;
 use crate::error::Error;
-use crate::seed::{Seed, SimConfig};
+use crate::seed::{RateLimit, Seed, SimConfig};
 
 pub mod entra;
 pub mod powerbi;
@@ -112,6 +112,18 @@ impl World {
         let now = self.clock.now();
         self.traffic
             .rate_limited(principal, self.config.rate_limit, now)
+    }
+
+    /// Counts a Xero API call of the app `client_id` against Xero's app-wide minute limit: the
+    /// calls left this minute, or the seconds to wait.
+    pub fn xero_app_call(&mut self, client_id: &str) -> Result<u32, u64> {
+        let now = self.clock.now();
+        let limit = RateLimit {
+            requests: self.config.xero_app_calls_per_minute,
+            window_seconds: 60,
+        };
+        self.traffic
+            .take(&format!("xero-app:{client_id}"), limit, now)
     }
 
     /// Appends a served request to the log, stamped with the virtual time.

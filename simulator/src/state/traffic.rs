@@ -119,12 +119,14 @@ impl Traffic {
         limit: Option<RateLimit>,
         now: Timestamp,
     ) -> Option<u64> {
-        let limit = limit?;
+        self.take(principal, limit?, now).err()
+    }
+
+    /// Counts one call against `limit` in the fixed window of `key`: the calls left in the
+    /// window, or the seconds until it ends when none are left (the call is then not counted).
+    pub fn take(&mut self, key: &str, limit: RateLimit, now: Timestamp) -> Result<u32, u64> {
         let window = secs(limit.window_seconds.max(1));
-        let entry = self
-            .rate_windows
-            .entry(principal.to_owned())
-            .or_insert((now, 0));
+        let entry = self.rate_windows.entry(key.to_owned()).or_insert((now, 0));
         let window_end = entry.0.checked_add(window).unwrap_or(Timestamp::MAX);
         if now >= window_end {
             *entry = (now, 0);
@@ -136,10 +138,10 @@ impl Traffic {
                 .unwrap_or(Timestamp::MAX)
                 .duration_since(now);
             let secs = left.as_secs() + i64::from(left.subsec_nanos() > 0);
-            return Some(u64::try_from(secs.max(1)).unwrap_or(1));
+            return Err(u64::try_from(secs.max(1)).unwrap_or(1));
         }
         entry.1 += 1;
-        None
+        Ok(limit.requests - entry.1)
     }
 
     /// The stored faults, oldest first.

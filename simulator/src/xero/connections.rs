@@ -46,6 +46,20 @@ pub fn connections(world: &mut World, req: &SimRequest) -> SimResponse {
         Err(response) => return response,
     };
     let client_id = world.xero.grants.get(grant).client_id.clone();
+    let app_calls_left = match world.xero_app_call(&client_id) {
+        Ok(left) => left,
+        Err(retry) => {
+            return problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too Many Requests",
+                "Rate limit exceeded",
+            )
+            .with_header("retry-after", &retry.to_string())
+            .with_header("x-rate-limit-problem", "appminute")
+            .with_header("x-appminlimit-remaining", "0")
+            .with_principal(client_id);
+        }
+    };
     if let Some(retry) = world.rate_limited(&client_id) {
         return problem(
             StatusCode::TOO_MANY_REQUESTS,
@@ -79,6 +93,7 @@ pub fn connections(world: &mut World, req: &SimRequest) -> SimResponse {
         })
         .collect();
     SimResponse::json_with_type(StatusCode::OK, &Value::Array(list), "application/json")
+        .with_header("x-appminlimit-remaining", &app_calls_left.to_string())
         .with_principal(client_id)
 }
 
