@@ -138,8 +138,11 @@ impl SecretAccess for SecretStore {
         let mut not_text = BTreeSet::new();
         for (key, ByteString(bytes)) in secret.data.unwrap_or_default() {
             match String::from_utf8(bytes) {
+                // No credential starts or ends with white space, but a file made with `echo`
+                // or an editor ends with a newline, and `kubectl create secret --from-file`
+                // keeps it.
                 Ok(text) => {
-                    data.insert(key, SecretString::new(text));
+                    data.insert(key, SecretString::new(text.trim()));
                 }
                 Err(_) => {
                     not_text.insert(key);

@@ -450,6 +450,31 @@ async fn a_rejected_refresh_token_is_not_presented_again_until_the_secret_change
 }
 
 #[tokio::test]
+async fn a_refresh_token_saved_from_a_file_with_a_newline_still_works() {
+    let env = TestEnv::new("clients-newline").await;
+    let sim = Sim::start().await;
+    let secret = create_secret(&env, "xero-app", &format!("{INITIAL_REFRESH_TOKEN}\n")).await;
+    rotation(&sim, &env)
+        .access_token(&secret, FRESH)
+        .await
+        .expect("the token without its newline is exchanged");
+    let stored = stored_refresh_token(&env, "xero-app").await;
+    assert!(
+        !stored.ends_with('\n') && stored != INITIAL_REFRESH_TOKEN,
+        "{stored:?}"
+    );
+
+    // White space alone is no value.
+    create_secret(&env, "blank", " \n").await;
+    let error = rotation(&sim, &env)
+        .access_token(&XeroSecretRef::new(&env.namespace, "blank"), FRESH)
+        .await
+        .unwrap_err();
+    assert_eq!(error.category(), ErrorCategory::SecretKeyMissing, "{error}");
+    sim.running.shutdown().await;
+}
+
+#[tokio::test]
 async fn missing_secrets_and_keys_are_named_without_values() {
     let env = TestEnv::new("clients-missing").await;
     let sim = Sim::start().await;
