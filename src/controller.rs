@@ -346,7 +346,7 @@ async fn publish(ctx: &Context, xds: &XeroDataset, events: &[EventSpec]) {
                         Severity::Warning => EventType::Warning,
                     },
                     reason: event.reason.as_str().to_owned(),
-                    note: Some(event.message.chars().take(1000).collect()),
+                    note: Some(crate::api::printable(&event.message, 1000)),
                     // Events about different refreshes stay apart: kube's recorder
                     // aggregates on the action, not on the message.
                     action: event.series_action(),

@@ -75,7 +75,7 @@ pub fn new_condition(
         type_: type_.to_owned(),
         status: status.as_str().to_owned(),
         reason: reason.as_str().to_owned(),
-        message: message.into(),
+        message: super::printable(&message.into(), super::MAX_MESSAGE_CHARS),
         observed_generation,
         last_transition_time: super::status_time(now.0),
     }

@@ -152,3 +152,38 @@ mod tests {
         );
     }
 }
+
+/// `text` fit for a status, an event or a terminal: control characters (a service's message
+/// may carry any) become spaces, and at most `max_chars` characters are kept, the cut marked
+/// with an ellipsis.
+pub fn printable(text: &str, max_chars: usize) -> String {
+    let blanked: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let clean = blanked.trim();
+    match clean.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &clean[..cut]),
+        None => clean.to_owned(),
+    }
+}
+
+/// The longest message (of a condition, or of a refresh's error) the operator writes.
+pub const MAX_MESSAGE_CHARS: usize = 1024;
+/// The longest refresh error code the operator writes.
+pub const MAX_ERROR_CODE_CHARS: usize = 256;
+
+#[cfg(test)]
+mod printable_tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_are_blanked_and_long_text_is_cut() {
+        assert_eq!(
+            printable("bad\u{1b}[31mred\r\nline\u{7}", 100),
+            "bad [31mred  line"
+        );
+        assert_eq!(printable("ééééé", 3), "ééé…");
+        assert_eq!(printable("  short  ", 10), "short");
+    }
+}

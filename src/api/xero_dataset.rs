@@ -635,10 +635,13 @@ pub struct LastRefresh {
 
     /// The error code of a failed refresh, from Power BI's serviceExceptionJson.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 300))]
     pub error_code: Option<String>,
 
-    /// The error message of a failed refresh, from Power BI's serviceExceptionJson.
+    /// The error message of a failed refresh, from Power BI's serviceExceptionJson (at most
+    /// 1024 characters, control characters blanked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1100))]
     pub error_message: Option<String>,
 }
 

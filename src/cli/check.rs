@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use kube::api::Api;
 
-use super::{CliError, align_columns, connect, read_dataset};
+use super::{CliError, align_columns, connect, read_dataset, terminal_safe};
 use crate::api::XeroDataset;
 use crate::endpoints::Endpoints;
 use crate::reconcile::Services;
@@ -79,7 +79,7 @@ pub fn render(dataset: &str, report: &Preflight) -> String {
             text.push_str("\nEvery link holds: the next refresh will have working credentials.\n")
         }
     }
-    text
+    terminal_safe(&text)
 }
 
 #[cfg(test)]
@@ -97,7 +97,7 @@ mod tests {
                 Link::PowerBiSignIn,
                 Verdict::Failed(Failure {
                     reason: Reason::PowerBIUnauthorized,
-                    message: "Entra ID refused the client secret".into(),
+                    message: "Entra ID refused the client secret\u{1b}[2J".into(),
                     needs_human: true,
                 }),
             ),
@@ -112,5 +112,9 @@ mod tests {
         assert!(lines[2].contains("FAIL") && lines[2].contains("PowerBIUnauthorized"));
         assert!(lines[3].contains("SKIP"), "{text}");
         assert!(text.contains("PowerBIUnauthorized: Entra ID refused the client secret"));
+        assert!(
+            !text.contains('\u{1b}'),
+            "no escape sequence reaches the terminal"
+        );
     }
 }

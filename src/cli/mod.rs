@@ -83,6 +83,14 @@ pub async fn connect(namespace: Option<&str>) -> Result<(Client, String), CliErr
     Ok((client, namespace))
 }
 
+/// `text` safe to print on a terminal: control characters other than newlines (which a cloud
+/// service's error message may carry, escape sequences included) become spaces.
+pub fn terminal_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
+        .collect()
+}
+
 /// The XeroDataset `namespace/name`, or [`CliError::DatasetNotFound`].
 pub async fn read_dataset(
     datasets: &kube::Api<crate::api::XeroDataset>,

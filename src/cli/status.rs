@@ -8,7 +8,9 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams};
 
-use super::{CliError, align_columns, connect, read_dataset, relative_time, short_duration};
+use super::{
+    CliError, align_columns, connect, read_dataset, relative_time, short_duration, terminal_safe,
+};
 use crate::api::conditions::ALL_TYPES;
 use crate::api::{XeroDataset, XeroDatasetStatus};
 
@@ -52,7 +54,7 @@ pub fn report(xds: &XeroDataset, events: &[Event], now: Timestamp) -> String {
     text.push_str(&conditions_table(&status, now));
     let _ = writeln!(text, "\nEvents:");
     text.push_str(&events_table(xds, events, now));
-    text
+    terminal_safe(&text)
 }
 
 /// The label: value lines at the top of the report.

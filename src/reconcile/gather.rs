@@ -5,7 +5,7 @@ use super::failure::StepError;
 use super::model::{Failure, Hints, Observed, Refresh, RefreshRecord, RefreshState, RefreshType};
 use super::services::Session;
 use super::validate::DatasetName;
-use crate::api::{Reason, XeroDatasetStatus};
+use crate::api::{MAX_ERROR_CODE_CHARS, MAX_MESSAGE_CHARS, Reason, XeroDatasetStatus, printable};
 use crate::matches::Matches;
 use crate::powerbi::models::{self, NOTIFY_MAIL_ON_FAILURE};
 use crate::schedule::RefreshSchedule;
@@ -221,7 +221,12 @@ fn record(refresh: &models::Refresh) -> RefreshRecord {
             start_time: refresh.start_time,
             end_time: refresh.end_time,
         },
-        error_code: exception.as_ref().and_then(|e| e.code.clone()),
-        error_message: exception.and_then(|e| e.description),
+        error_code: exception
+            .as_ref()
+            .and_then(|e| e.code.as_deref())
+            .map(|code| printable(code, MAX_ERROR_CODE_CHARS)),
+        error_message: exception
+            .and_then(|e| e.description)
+            .map(|text| printable(&text, MAX_MESSAGE_CHARS)),
     }
 }
