@@ -216,10 +216,27 @@ fn retry_wait(policy: &RetryPolicy, call: Call, answer: &Answer, attempt: u32) -
     }
 }
 
-async fn read(response: reqwest::Response) -> Result<Answer, reqwest::Error> {
+/// The most of an answer's body the clients keep. Power BI's largest answers (the datasets of a
+/// big workspace, a refresh history) are far below it; a bigger body is cut, so that it fails to
+/// parse instead of filling the operator's memory.
+pub(crate) const MAX_BODY_BYTES: usize = 8 << 20;
+
+async fn read(mut response: reqwest::Response) -> Result<Answer, reqwest::Error> {
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response.bytes().await?.to_vec();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_BODY_BYTES - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            tracing::warn!(
+                limit = MAX_BODY_BYTES,
+                "an answer's body is larger than the limit; it was cut"
+            );
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
     let request_id = request_id(&headers);
     Ok(Answer {
         status,
@@ -522,6 +539,33 @@ mod tests {
             let late = policy.backoff(40);
             assert!(late >= Duration::from_millis(500) && late <= Duration::from_millis(1000));
         }
+    }
+
+    #[tokio::test]
+    async fn a_body_larger_than_the_limit_is_cut_not_kept_whole() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("address"));
+        let size = MAX_BODY_BYTES + (1 << 20);
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request).await;
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {size}\r\n\r\n");
+            let _ = socket.write_all(head.as_bytes()).await;
+            let chunk = vec![b'x'; 64 * 1024];
+            for _ in 0..size / chunk.len() {
+                if socket.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+        });
+        crate::telemetry::install_crypto_provider();
+        let response = reqwest::Client::new().get(url).send().await.expect("send");
+        let answer = read(response).await.expect("read");
+        assert_eq!(answer.body.len(), MAX_BODY_BYTES);
     }
 
     #[test]
