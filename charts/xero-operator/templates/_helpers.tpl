@@ -60,8 +60,9 @@ app.kubernetes.io/part-of: xero-operator
 
 {{/*
 The rules the operator needs in every namespace it watches, and nothing else:
-- XeroDatasets: read and watch; patch of the operator's own metadata (never create or delete);
-- their status: the server-side apply patch of the status step;
+- XeroDatasets: read and watch (never create, change or delete);
+- their status: the server-side apply patch of the status step (it answers with the object, so
+  no get is needed);
 - Secrets: read and watch the referenced credentials; patch only to store the rotated Xero
   refresh token (no create, no delete);
 - events.k8s.io Events: the recorder creates events and patches their series.
@@ -69,10 +70,10 @@ The rules the operator needs in every namespace it watches, and nothing else:
 {{- define "xero-operator.rules" -}}
 - apiGroups: ["xero-operator.dev"]
   resources: ["xerodatasets"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: ["xero-operator.dev"]
   resources: ["xerodatasets/status"]
-  verbs: ["get", "patch"]
+  verbs: ["patch"]
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "patch"]
