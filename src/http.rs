@@ -106,13 +106,23 @@ pub(crate) struct Call {
     pub idempotent: bool,
 }
 
-/// A response that arrived, with any status.
-#[derive(Debug)]
+/// A response that arrived, with any status. Its `Debug` leaves the body out: a token
+/// endpoint's body holds tokens.
 pub(crate) struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
     pub request_id: Option<String>,
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer")
+            .field("status", &self.status)
+            .field("request_id", &self.request_id)
+            .field("body_bytes", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Answer {
@@ -539,6 +549,19 @@ mod tests {
             let late = policy.backoff(40);
             assert!(late >= Duration::from_millis(500) && late <= Duration::from_millis(1000));
         }
+    }
+
+    #[test]
+    fn an_answer_never_shows_its_body() {
+        let answer = Answer {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: br#"{"access_token":"eyJ-secret","refresh_token":"rt-secret"}"#.to_vec(),
+            request_id: None,
+        };
+        let shown = format!("{answer:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("body_bytes"), "{shown}");
     }
 
     #[tokio::test]

@@ -22,7 +22,7 @@ pub enum LogFormat {
 /// Starts logging to stderr at `level` (an `EnvFilter` directive such as `info` or
 /// `xero_operator=debug,kube=info`).
 pub fn init_logging(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
+    let filter = tracing_subscriber::EnvFilter::try_new(filter_directives(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -33,4 +33,30 @@ pub fn init_logging(format: LogFormat, level: &str) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// The log filter for `level`. kube-client logs the whole body of an answer it cannot decode at
+/// warning level, which for a Secret is its data: that module is kept to errors unless `level`
+/// names it explicitly.
+fn filter_directives(level: &str) -> String {
+    if level.contains("kube_client") {
+        level.to_owned()
+    } else {
+        format!("{level},kube_client::client=error")
+    }
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::filter_directives;
+
+    #[test]
+    fn kube_clients_body_logging_stays_off_unless_asked_for() {
+        assert_eq!(filter_directives("info"), "info,kube_client::client=error");
+        assert_eq!(
+            filter_directives("debug,xero_operator=trace"),
+            "debug,xero_operator=trace,kube_client::client=error"
+        );
+        assert_eq!(filter_directives("kube_client=debug"), "kube_client=debug");
+    }
 }

@@ -78,7 +78,7 @@ pub struct LoginArgs {
     /// The Xero app's client secret. Default: the Secret's clientSecret. Prefer the environment
     /// variable: a flag shows in the process list.
     #[arg(long, env = "XERO_CLIENT_SECRET", hide_env_values = true)]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<SecretString>,
     /// Scopes to request, separated by commas or spaces; offline_access is always added.
     #[arg(long, value_delimiter = ',', default_values = DEFAULT_SCOPES)]
     pub scopes: Vec<String>,
@@ -185,12 +185,12 @@ impl XeroApp {
         let client_secret = args
             .client_secret
             .clone()
-            .filter(|secret| !secret.is_empty())
-            .or_else(|| stored(CLIENT_SECRET_KEY));
+            .filter(|secret| !secret.expose().trim().is_empty())
+            .or_else(|| stored(CLIENT_SECRET_KEY).map(SecretString::new));
         match (client_id, client_secret) {
             (Some(client_id), Some(client_secret)) => Ok(Self {
                 client_id: client_id.trim().to_owned(),
-                client_secret: SecretString::new(client_secret),
+                client_secret: SecretString::new(client_secret.expose().trim()),
             }),
             (id, _) => {
                 let missing = if id.is_none() {
