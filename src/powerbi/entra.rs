@@ -196,6 +196,16 @@ impl EntraTokenProvider {
 
     fn slot(&self, credential: &EntraCredential) -> TokenSlot {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if !slots.contains_key(credential) {
+            // A new credential (a new client secret, say): the slots of credentials whose token
+            // has expired go, so that no old client secret stays in memory for long.
+            let now = Instant::now();
+            slots.retain(|_, slot| {
+                slot.try_lock().map_or(true, |cached| {
+                    cached.as_ref().is_some_and(|t| now < t.renew_at)
+                })
+            });
+        }
         slots.entry(credential.clone()).or_default().clone()
     }
 
@@ -258,6 +268,41 @@ impl EntraTokenProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_new_credential_sweeps_out_the_slots_of_expired_tokens() {
+        crate::telemetry::install_crypto_provider();
+        let provider = EntraTokenProvider::new(
+            reqwest::Client::new(),
+            Url::parse("http://127.0.0.1:9/").expect("url"),
+            "scope",
+            RetryPolicy::default(),
+        );
+        let credential = |secret: &str| {
+            EntraCredential::ClientSecret(ClientSecretCredential {
+                tenant_id: "t".into(),
+                client_id: "c".into(),
+                client_secret: SecretString::new(secret),
+            })
+        };
+        let cache = |secret: &str, renew_at: Instant| {
+            let slot = provider.slot(&credential(secret));
+            *slot.try_lock().expect("free") = Some(CachedToken {
+                token: SecretString::new("token"),
+                renew_at,
+            });
+        };
+        cache("old-secret", Instant::now());
+        cache("current-secret", Instant::now() + Duration::from_secs(600));
+        provider.slot(&credential("new-secret"));
+        let slots = provider.slots.lock().expect("lock");
+        assert!(
+            !slots.contains_key(&credential("old-secret")),
+            "the expired one goes"
+        );
+        assert!(slots.contains_key(&credential("current-secret")));
+        assert!(slots.contains_key(&credential("new-secret")));
+    }
 
     #[test]
     fn workload_identity_reads_the_webhook_variables() {

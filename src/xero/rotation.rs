@@ -370,6 +370,17 @@ impl<S: SecretAccess> XeroTokenRotation<S> {
 
     fn state(&self, secret: &XeroSecretRef) -> Arc<tokio::sync::Mutex<SecretState>> {
         let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        if !states.contains_key(secret) {
+            // Secrets whose access token expired and that remember no rejection are forgotten
+            // when another one comes: deleted or unused Secrets do not pile up.
+            let now = Instant::now();
+            states.retain(|_, state| {
+                state.try_lock().map_or(true, |state| {
+                    state.rejection.is_some()
+                        || state.access.as_ref().is_some_and(|t| now < t.renew_at)
+                })
+            });
+        }
         states.entry(secret.clone()).or_default().clone()
     }
 
@@ -502,6 +513,61 @@ impl<S: SecretAccess> XeroTokenRotation<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Secrets that cannot be read: enough for tests of the rotation's own bookkeeping.
+    struct NoSecrets;
+
+    impl SecretAccess for NoSecrets {
+        async fn read(&self, namespace: &str, name: &str) -> Result<SecretValues, ClientError> {
+            Err(ClientError::new(
+                Service::Kubernetes,
+                ErrorCategory::SecretNotFound,
+                format!("{namespace}/{name}"),
+            ))
+        }
+
+        async fn write(
+            &self,
+            namespace: &str,
+            name: &str,
+            _write: SecretWrite<'_>,
+        ) -> Result<String, ClientError> {
+            self.read(namespace, name).await.map(|_| String::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn secrets_with_nothing_to_remember_are_forgotten_when_another_comes() {
+        crate::telemetry::install_crypto_provider();
+        let rotation = XeroTokenRotation::new(
+            reqwest::Client::new(),
+            &Url::parse("http://127.0.0.1:9/").expect("url"),
+            RetryPolicy::default(),
+            NoSecrets,
+        )
+        .expect("rotation");
+        let secret = |name: &str| XeroSecretRef::new("ns", name);
+        rotation.state(&secret("expired")).lock().await.access = Some(issued(0));
+        rotation.state(&secret("valid")).lock().await.access = Some(issued(600));
+        rotation.state(&secret("rejected")).lock().await.rejection = Some(Rejection {
+            credentials: AppCredentials {
+                client_id: SecretString::new("c"),
+                client_secret: SecretString::new("s"),
+                refresh_token: SecretString::new("r"),
+            },
+            error: ClientError::new(
+                Service::XeroIdentity,
+                ErrorCategory::XeroRefreshTokenRejected,
+                "no",
+            ),
+        });
+        rotation.state(&secret("new"));
+        let states = rotation.states.lock().expect("lock");
+        assert!(!states.contains_key(&secret("expired")));
+        for kept in ["valid", "rejected", "new"] {
+            assert!(states.contains_key(&secret(kept)), "{kept}");
+        }
+    }
 
     #[test]
     fn an_exchange_marked_after_the_last_rotation_is_unfinished() {
