@@ -17,6 +17,7 @@ use crate::leader::{ElectionEnd, LeaseSettings, run_election};
 use crate::metrics::Metrics;
 use crate::reconcile::Services;
 use crate::reconcile::model::Timing;
+use crate::reconcile::services::IdentityOffer;
 use crate::server::{Readiness, serve};
 
 /// Flags of `xero-operator run`; each one can also be set by its environment variable.
@@ -27,6 +28,16 @@ pub struct RunArgs {
     /// Namespaces to watch, comma-separated; all namespaces when empty.
     #[arg(long, env = "XERO_OPERATOR_WATCH_NAMESPACES", value_delimiter = ',')]
     pub watch_namespaces: Vec<String>,
+    /// Namespaces whose XeroDatasets may use the operator's own Power BI identity (workload
+    /// identity) when they name no `spec.powerBI.credentialsSecretRef`, comma-separated; `*` for
+    /// every namespace. None by default: whoever may edit XeroDatasets in a namespace could
+    /// otherwise point the operator's identity at any workspace.
+    #[arg(
+        long,
+        env = "XERO_OPERATOR_WORKLOAD_IDENTITY_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub workload_identity_namespaces: Vec<String>,
     /// Only XeroDatasets whose labels match this selector (for example `shard=a`), so that
     /// several operator Deployments can split a cluster's objects; all when empty.
     #[arg(long, env = "XERO_OPERATOR_WATCH_LABEL_SELECTOR")]
@@ -199,7 +210,8 @@ async fn check_crd(client: &Client, args: &RunArgs) -> Result<(), RunError> {
 fn context(client: Client, args: &RunArgs, metrics: Arc<Metrics>) -> Result<Context, RunError> {
     let services = Services::new(client.clone(), &args.endpoints)
         .map_err(RunError::Endpoints)?
-        .count_exchanges_in(metrics.clone());
+        .count_exchanges_in(metrics.clone())
+        .offering_identity_to(IdentityOffer::from_flag(&args.workload_identity_namespaces));
     let timing = Timing {
         resync_interval: args.resync_interval,
         poll_interval: args.refresh_poll_interval,

@@ -175,10 +175,16 @@ async fn the_shared_secret_example_applies_and_the_values_examples_render() {
                     );
                 }
             }
-            _ => assert!(
-                rendered.contains("azure.workload.identity/client-id"),
-                "{rendered}"
-            ),
+            _ => {
+                assert!(
+                    rendered.contains("azure.workload.identity/client-id"),
+                    "{rendered}"
+                );
+                assert!(
+                    rendered.contains("XERO_OPERATOR_WORKLOAD_IDENTITY_NAMESPACES"),
+                    "the identity is offered to the example's namespace: {rendered}"
+                );
+            }
         }
     }
 }

@@ -372,3 +372,54 @@ async fn a_schedule_a_person_set_up_with_failure_mails_is_changed_and_switched_o
         .count();
     assert_eq!(accepted, 2, "NoNotification, then the disable alone");
 }
+
+/// Without `spec.powerBI.credentialsSecretRef` a XeroDataset would use the operator's own Power
+/// BI identity; it is offered only to the namespaces the operator lists, so that nobody who may
+/// edit a XeroDataset elsewhere can point it at another team's workspace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_own_identity_is_offered_only_to_listed_namespaces() {
+    let mut s = Scenario::start("e2e-identity", &broken_tenant_seed()).await;
+    s.create_secrets().await;
+    let mut manifest = dataset_manifest("borrower", json!({}));
+    manifest["spec"]
+        .as_object_mut()
+        .expect("spec")
+        .remove("powerBI");
+    s.apply_dataset(&manifest).await;
+    s.start_operator();
+    let refused = s
+        .wait_condition(
+            "borrower",
+            conditions::READY,
+            "False",
+            Some(Reason::InvalidSpec.as_str()),
+            WAIT,
+        )
+        .await;
+    let ready = conditions::find_condition(
+        &refused.status.as_ref().expect("status").conditions,
+        conditions::READY,
+    )
+    .expect("Ready")
+    .message
+    .clone();
+    assert!(ready.contains("--workload-identity-namespaces"), "{ready}");
+    assert_eq!(
+        s.count("POST", "/v1.0/").await,
+        0,
+        "nothing asked of Power BI"
+    );
+
+    // Listed, the namespace gets past the gate to the identity itself (absent here: no
+    // workload identity webhook ran).
+    let ns = s.env.namespace.clone();
+    s.start_operator_with(&["--workload-identity-namespaces", &ns]);
+    s.wait_condition(
+        "borrower",
+        conditions::READY,
+        "False",
+        Some(Reason::PowerBIUnauthorized.as_str()),
+        WAIT,
+    )
+    .await;
+}

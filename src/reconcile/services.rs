@@ -40,6 +40,47 @@ pub struct Services {
     pub(super) powerbi_secrets: Memo<(String, String), crate::secret_store::SecretValues>,
     /// Identifies the endpoint configuration: the chain is checked again when it changes.
     configuration: u64,
+    /// The namespaces whose XeroDatasets may use the operator's own Power BI identity.
+    identity_offer: IdentityOffer,
+}
+
+/// Which namespaces may use the operator's own Power BI identity (workload identity).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum IdentityOffer {
+    /// None (the default): every XeroDataset names its own service principal Secret.
+    #[default]
+    Nobody,
+    /// These namespaces.
+    Namespaces(std::collections::BTreeSet<String>),
+    /// Every namespace (`*`).
+    Everyone,
+}
+
+impl IdentityOffer {
+    /// From `--workload-identity-namespaces`: names, or `*`.
+    pub fn from_flag(values: &[String]) -> Self {
+        let names: std::collections::BTreeSet<String> = values
+            .iter()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .collect();
+        if names.contains("*") {
+            IdentityOffer::Everyone
+        } else if names.is_empty() {
+            IdentityOffer::Nobody
+        } else {
+            IdentityOffer::Namespaces(names)
+        }
+    }
+
+    /// Whether XeroDatasets in `namespace` may use the operator's identity.
+    pub fn covers(&self, namespace: &str) -> bool {
+        match self {
+            IdentityOffer::Nobody => false,
+            IdentityOffer::Namespaces(names) => names.contains(namespace),
+            IdentityOffer::Everyone => true,
+        }
+    }
 }
 
 /// Values remembered for a while: what rarely changes and would cost a call each time.
@@ -133,6 +174,7 @@ impl Services {
             secrets,
             datasources: Memo::new(std::time::Duration::from_secs(6 * 3600)),
             powerbi_secrets: Memo::new(std::time::Duration::from_secs(300)),
+            identity_offer: IdentityOffer::Nobody,
             configuration: fnv1a(
                 [
                     urls.powerbi_api.as_str(),
@@ -154,6 +196,12 @@ impl Services {
             .with_exchange_observer(std::sync::Arc::new(move |outcome| {
                 metrics.token_exchange(outcome)
             }));
+        self
+    }
+
+    /// Offers the operator's own Power BI identity to the XeroDatasets of `offer`'s namespaces.
+    pub fn offering_identity_to(mut self, offer: IdentityOffer) -> Self {
+        self.identity_offer = offer;
         self
     }
 
@@ -224,6 +272,16 @@ impl Session<'_> {
 
     async fn entra_credential(&self) -> Result<EntraCredential, StepError> {
         let Some(secret_ref) = &self.spec.powerbi_secret else {
+            if !self.services.identity_offer.covers(self.namespace) {
+                return Err(StepError::Finding(super::model::Failure {
+                    reason: crate::api::Reason::InvalidSpec,
+                    message: format!(
+                        "spec.powerBI.credentialsSecretRef is required: the operator's own Power BI identity is not offered to namespace {} (its administrator lists the namespaces that may use it in --workload-identity-namespaces, chart value workloadIdentity.namespaces)",
+                        self.namespace
+                    ),
+                    needs_human: true,
+                }));
+            }
             return WorkloadIdentity::from_env()
                 .map(EntraCredential::WorkloadIdentity)
                 .map_err(StepError::Call);
@@ -264,7 +322,20 @@ impl Session<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::Memo;
+    use super::{IdentityOffer, Memo};
+
+    #[test]
+    fn the_operators_identity_is_offered_only_to_the_listed_namespaces() {
+        let flag = |values: &[&str]| {
+            IdentityOffer::from_flag(&values.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>())
+        };
+        assert!(!flag(&[]).covers("finance"));
+        assert!(!flag(&[""]).covers("finance"));
+        let listed = flag(&["finance", " sales "]);
+        assert!(listed.covers("finance") && listed.covers("sales"));
+        assert!(!listed.covers("kube-system"));
+        assert!(flag(&["*"]).covers("anything"));
+    }
     use std::time::Duration;
 
     #[test]
