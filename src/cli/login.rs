@@ -432,8 +432,19 @@ impl CallbackListener {
             .map_err(|e| CliError::Login(format!("cannot read the callback address: {e}")))?
             .port();
         let mut listeners = vec![v4];
-        if let Ok(v6) = TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, port))).await {
-            listeners.push(v6);
+        match TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, port))).await {
+            Ok(v6) => listeners.push(v6),
+            // Another program on [::1]:port would receive the code from a browser that resolves
+            // localhost to ::1.
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(CliError::Login(format!(
+                    "[::1]:{port} is taken by another program, which a browser could send Xero's \
+                     redirect to; pick another --redirect-port (the Xero app must list it as a \
+                     redirect URI)"
+                )));
+            }
+            // No IPv6 loopback on this machine: 127.0.0.1 alone serves.
+            Err(_) => {}
         }
         Ok(Self { port, listeners })
     }
@@ -456,7 +467,7 @@ impl CallbackListener {
         let stopped = futures::FutureExt::shared(async move {
             let _ = stopped.await;
         });
-        let servers: Vec<_> = self
+        let mut servers: Vec<_> = self
             .listeners
             .into_iter()
             .map(|listener| {
@@ -485,9 +496,17 @@ impl CallbackListener {
             }),
             _ = tokio::signal::ctrl_c() => Err(CliError::Login("cancelled".into())),
         };
+        // The browser may keep its connection open: give the servers a moment to finish the
+        // page they are sending, then stop them.
         let _ = stop.send(());
-        for server in servers {
-            let _ = server.await;
+        let finished = futures::future::join_all(servers.iter_mut());
+        if tokio::time::timeout(Duration::from_secs(2), finished)
+            .await
+            .is_err()
+        {
+            for server in &servers {
+                server.abort();
+            }
         }
         outcome
     }
@@ -504,27 +523,29 @@ async fn callback(
     Query(params): Query<HashMap<String, String>>,
 ) -> (StatusCode, Html<&'static str>) {
     let (status, page, result) = judge_callback(&state.expected_state, &params);
-    // Only the first redirect counts; later ones (a reload) find the channel full or closed.
-    let _ = state.sender.try_send(result);
+    // Only Xero's redirect (it carries the state sent) ends the wait: any other request to the
+    // callback, which a web page open in the browser can make, is refused and ignored. Only the
+    // first redirect counts; later ones (a reload) find the channel full or closed.
+    if let Some(result) = result {
+        let _ = state.sender.try_send(result);
+    }
     (status, Html(page))
 }
 
 /// Checks a redirect: the state must be the one sent (else it may be forged), and Xero must
 /// have sent a code rather than an error.
+/// A request without the state sent is not Xero's redirect: it gets no result.
 fn judge_callback(
     expected_state: &str,
     params: &HashMap<String, String>,
-) -> (StatusCode, &'static str, CallbackResult) {
+) -> (StatusCode, &'static str, Option<CallbackResult>) {
     const FAILED: &str = "<h1>Xero sign-in failed</h1><p>See the terminal for the reason.</p>";
     if params.get("state").map(String::as_str) != Some(expected_state) {
+        tracing::warn!("a request to the callback without the state sent to Xero was refused");
         return (
             StatusCode::BAD_REQUEST,
-            FAILED,
-            Err(
-                "the redirect's state does not match the one sent to Xero (a stale or forged \
-                 redirect); run xero-login again"
-                    .into(),
-            ),
+            "<h1>Not a Xero sign-in</h1><p>This request does not carry the state sent to Xero.</p>",
+            None,
         );
     }
     if let Some(error) = params.get("error") {
@@ -537,19 +558,21 @@ fn judge_callback(
         return (
             StatusCode::BAD_REQUEST,
             FAILED,
-            Err(format!("Xero refused the sign-in: {error}")),
+            Some(Err(format!("Xero refused the sign-in: {error}"))),
         );
     }
     match params.get("code").filter(|code| !code.is_empty()) {
         Some(code) => (
             StatusCode::OK,
             "<h1>Signed in to Xero</h1><p>You can close this tab and return to the terminal.</p>",
-            Ok(code.clone()),
+            Some(Ok(code.clone())),
         ),
         None => (
             StatusCode::BAD_REQUEST,
             FAILED,
-            Err("Xero's redirect carried neither a code nor an error".into()),
+            Some(Err(
+                "Xero's redirect carried neither a code nor an error".into()
+            )),
         ),
     }
 }
@@ -658,6 +681,25 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_callback_port_taken_on_the_ipv6_loopback_is_refused() {
+        // A program on [::1]:port would get the code from a browser resolving localhost to ::1.
+        let Ok(squatter) = TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, 0))).await
+        else {
+            // Without an IPv6 loopback (some containers) there is nothing to squat on.
+            eprintln!("no IPv6 loopback here: nothing to check");
+            return;
+        };
+        let port = squatter.local_addr().expect("address").port();
+        let refused = CallbackListener::bind(port)
+            .await
+            .err()
+            .expect("a taken [::1] port is refused");
+        assert!(refused.to_string().contains("[::1]"), "{refused}");
+        drop(squatter);
+        assert!(CallbackListener::bind(port).await.is_ok());
+    }
+
     #[test]
     fn a_redirect_needs_the_state_sent_and_a_code() {
         let params = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
@@ -667,19 +709,23 @@ mod tests {
                 .collect()
         };
         let (status, _, result) = judge_callback("s1", &params(&[("code", "c"), ("state", "s1")]));
-        assert_eq!((status, result), (StatusCode::OK, Ok("c".to_owned())));
+        assert_eq!((status, result), (StatusCode::OK, Some(Ok("c".to_owned()))));
+        // Requests without the state sent are refused and do not end the sign-in.
         let (status, _, result) = judge_callback("s1", &params(&[("code", "c"), ("state", "s2")]));
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert!(result.unwrap_err().contains("state does not match"));
+        assert_eq!((status, result), (StatusCode::BAD_REQUEST, None));
         let (_, _, result) = judge_callback("s1", &params(&[("code", "c")]));
-        assert!(result.is_err());
+        assert_eq!(result, None);
+        let (_, _, result) = judge_callback("s1", &params(&[("state", "s1")]));
+        assert!(result.is_some_and(|r| r.is_err()));
         let (_, _, result) = judge_callback(
             "s1",
             &params(&[("error", "access_denied<script>"), ("state", "s1")]),
         );
         assert_eq!(
-            result.unwrap_err(),
-            "Xero refused the sign-in: access_deniedscript"
+            result,
+            Some(Err(
+                "Xero refused the sign-in: access_deniedscript".to_owned()
+            ))
         );
     }
 }
