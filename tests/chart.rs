@@ -504,6 +504,24 @@ async fn renders_every_toggle_on() {
         .collect();
     assert_eq!(egress_ports, BTreeSet::from([53, 443, 6443]));
     assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"], "metrics");
+    // DNS to the cluster DNS only; HTTPS to public addresses, never the cloud metadata service.
+    let egress = &policy["spec"]["egress"];
+    assert_eq!(
+        egress[0]["to"][0]["podSelector"]["matchLabels"]["k8s-app"],
+        "kube-dns"
+    );
+    let https = egress[1]["to"].as_array().expect("HTTPS destinations");
+    assert_eq!(https[0]["ipBlock"]["cidr"], "0.0.0.0/0");
+    for private in ["10.0.0.0/8", "169.254.0.0/16", "127.0.0.0/8"] {
+        assert!(
+            https[0]["ipBlock"]["except"]
+                .as_array()
+                .expect("except")
+                .iter()
+                .any(|c| c == private),
+            "{private} is not excluded: {https:?}"
+        );
+    }
 
     let budget = find(&objects, "PodDisruptionBudget", FULLNAME);
     assert_eq!(budget["spec"]["maxUnavailable"], 1);
