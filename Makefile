@@ -4,6 +4,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 CARGO ?= cargo
+# Every build uses the dependency versions in Cargo.lock, never newer ones.
+LOCKED := --locked
 TESTBED_DIR := .testbed
 
 .PHONY: help
@@ -33,21 +35,21 @@ demo: ## Watch the operator heal a broken Power BI dataset; DEMO_ONCE=1 for a no
 .PHONY: lint
 lint: toolchain ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy $(LOCKED) --workspace --all-targets -- -D warnings
 
 .PHONY: unit
 unit: toolchain ## The inner loop: fmt, clippy and the tests that need no control plane (well under a minute warm)
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) test --workspace --lib --bins
-	$(CARGO) test -p powerbi-sim --tests
-	$(CARGO) test -p xero-operator --test clients_powerbi --test docs -- --skip the_shared_secret_example
+	$(CARGO) clippy $(LOCKED) --workspace --all-targets -- -D warnings
+	$(CARGO) test $(LOCKED) --workspace --lib --bins
+	$(CARGO) test $(LOCKED) -p powerbi-sim --tests
+	$(CARGO) test $(LOCKED) -p xero-operator --test clients_powerbi --test docs -- --skip the_shared_secret_example
 
 .PHONY: test
 test: toolchain ## The whole suite: lint, unit, integration and end-to-end tests, chart, static binary
 	export XERO_TESTBED_BIN="$$(./hack/testbed-bins.sh)"; \
 	$(MAKE) --no-print-directory lint; \
-	$(CARGO) test --workspace; \
+	$(CARGO) test $(LOCKED) --workspace; \
 	DEMO_ONCE=1 ./hack/demo.sh; \
 	./hack/static-binary.sh >/dev/null; \
 	./hack/check-no-leftovers.sh
@@ -55,7 +57,7 @@ test: toolchain ## The whole suite: lint, unit, integration and end-to-end tests
 .PHONY: chaos
 chaos: ## Kill the operator at random 120 times while refreshes are requested, tokens rotate and Secrets change; prints tokens lost, refreshes started twice, requests unanswered (all must be 0). XERO_CHAOS_SEED replays a run
 	export XERO_TESTBED_BIN="$$(./hack/testbed-bins.sh)"; \
-	XERO_CHAOS_KILLS=$${XERO_CHAOS_KILLS:-120} $(CARGO) test --test chaos -- --nocapture killed_at_random
+	XERO_CHAOS_KILLS=$${XERO_CHAOS_KILLS:-120} $(CARGO) test $(LOCKED) --test chaos -- --nocapture killed_at_random
 
 .PHONY: crds
 crds: ## Regenerate crds/ and the chart's CRD template from src/api
@@ -65,6 +67,6 @@ crds: ## Regenerate crds/ and the chart's CRD template from src/api
 .PHONY: bench
 bench: ## Benchmarks (scale, steady state vs a naive poller, heal latency, footprint); figures in target/bench/summary.json
 	export XERO_TESTBED_BIN="$$(./hack/testbed-bins.sh)"; \
-	$(CARGO) build --release --bin xero-operator; \
+	$(CARGO) build $(LOCKED) --release --bin xero-operator; \
 	./hack/static-binary.sh >/dev/null; \
-	$(CARGO) run --release -p xero-bench
+	$(CARGO) run $(LOCKED) --release -p xero-bench

@@ -114,7 +114,7 @@ healed_in_kubernetes() {
 }
 
 say "Building xero-operator and the simulator"
-cargo build --bins -p xero-operator -p powerbi-sim
+cargo build --locked --bins -p xero-operator -p powerbi-sim
 
 say "Starting a control plane in $dir (etcd + kube-apiserver, CRDs installed)"
 mkdir -p "$dir"
