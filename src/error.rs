@@ -50,6 +50,8 @@ pub enum ErrorCategory {
     SecretNotFound,
     /// The referenced Kubernetes Secret has no (or an empty) value for a key.
     SecretKeyMissing,
+    /// A Secret's value has a shape no such credential has.
+    SecretValueInvalid,
     /// Reading or writing a Kubernetes Secret failed for another reason (API server unavailable,
     /// RBAC).
     SecretAccessFailed,
@@ -80,6 +82,7 @@ impl ErrorCategory {
             Self::OrganisationAmbiguous => "OrganisationAmbiguous",
             Self::SecretNotFound => "SecretNotFound",
             Self::SecretKeyMissing => "SecretKeyMissing",
+            Self::SecretValueInvalid => "SecretValueInvalid",
             Self::SecretAccessFailed => "SecretAccessFailed",
             Self::InvalidEndpoint => "InvalidEndpoint",
         }

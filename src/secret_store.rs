@@ -78,6 +78,84 @@ impl SecretValues {
     }
 }
 
+/// The shape a credential in a Secret must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A Microsoft Entra tenant: a GUID, or a domain such as `contoso.onmicrosoft.com`.
+    EntraTenant,
+    /// A GUID, such as an Entra application (client) id.
+    Guid,
+    /// Letters and digits, such as a Xero app's client id.
+    Alphanumeric,
+    /// A secret or token: printable ASCII without white space.
+    Opaque,
+}
+
+/// The longest credential the operator accepts from a Secret.
+const MAX_VALUE_BYTES: usize = 8 * 1024;
+
+impl Shape {
+    fn fits(self, value: &str) -> bool {
+        let guid = |v: &str| {
+            v.len() == 36
+                && v.char_indices().all(|(i, c)| match i {
+                    8 | 13 | 18 | 23 => c == '-',
+                    _ => c.is_ascii_hexdigit(),
+                })
+        };
+        let domain = |v: &str| {
+            v.len() <= 253
+                && v.contains('.')
+                && v.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                })
+        };
+        value.len() <= MAX_VALUE_BYTES
+            && match self {
+                Shape::EntraTenant => guid(value) || domain(value),
+                Shape::Guid => guid(value),
+                Shape::Alphanumeric => value.bytes().all(|b| b.is_ascii_alphanumeric()),
+                Shape::Opaque => value.bytes().all(|b| b.is_ascii_graphic()),
+            }
+    }
+
+    fn expected(self) -> &'static str {
+        match self {
+            Shape::EntraTenant => {
+                "a tenant id (a GUID) or a domain such as contoso.onmicrosoft.com"
+            }
+            Shape::Guid => "a GUID such as 00000000-0000-0000-0000-000000000000",
+            Shape::Alphanumeric => "letters and digits only",
+            Shape::Opaque => "printable characters without white space",
+        }
+    }
+}
+
+impl SecretValues {
+    /// The value of `key` if it has `shape` (at most 8 KiB); `SecretValueInvalid` naming the
+    /// Secret, the key and the shape expected (never the value) otherwise.
+    pub fn shaped(&self, key: &str, shape: Shape) -> Result<&SecretString, ClientError> {
+        let value = self.value(key)?;
+        if shape.fits(value.expose()) {
+            return Ok(value);
+        }
+        Err(ClientError::new(
+            Service::Kubernetes,
+            ErrorCategory::SecretValueInvalid,
+            format!(
+                "Secret {}/{} key {key:?} does not hold {} (at most 8 KiB)",
+                self.namespace,
+                self.name,
+                shape.expected()
+            ),
+        ))
+    }
+}
+
 /// A write of some keys of a Secret, accepted only if the Secret is still at
 /// `resource_version`.
 #[derive(Debug, Clone)]
@@ -267,5 +345,55 @@ mod tests {
             assert!(error.message().contains(key));
             assert!(!error.message().contains("id-value"));
         }
+    }
+}
+
+#[cfg(test)]
+mod shape_tests {
+    use super::*;
+
+    fn values(pairs: &[(&str, &str)]) -> SecretValues {
+        SecretValues::new(
+            "finance",
+            "creds",
+            "1",
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), SecretString::new(*v)))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn credentials_of_the_wrong_shape_are_named_without_their_value() {
+        let secret = values(&[
+            ("tenant", "7d0b1a8e-0c57-4d8e-9b3a-5f2c9d1e4a60"),
+            ("domain", "contoso.onmicrosoft.com"),
+            ("pasted", "7d0b1a8e-0c57-4d8e-9b3a-5f2c9d1e4a6"),
+            ("xero", "0A1B2C3D4E5F60718293A4B5C6D7E8F9"),
+            ("token", "abc.DEF_ghi-jkl~"),
+            ("spaced", "two words"),
+        ]);
+        assert!(secret.shaped("tenant", Shape::EntraTenant).is_ok());
+        assert!(secret.shaped("domain", Shape::EntraTenant).is_ok());
+        assert!(secret.shaped("tenant", Shape::Guid).is_ok());
+        assert!(secret.shaped("xero", Shape::Alphanumeric).is_ok());
+        assert!(secret.shaped("token", Shape::Opaque).is_ok());
+        for (key, shape) in [
+            ("pasted", Shape::Guid),
+            ("pasted", Shape::EntraTenant),
+            ("domain", Shape::Guid),
+            ("token", Shape::Alphanumeric),
+            ("spaced", Shape::Opaque),
+        ] {
+            let error = secret.shaped(key, shape).expect_err(key);
+            assert_eq!(error.category(), ErrorCategory::SecretValueInvalid);
+            assert!(error.message().contains(&format!("{key:?}")), "{error}");
+            assert!(!error.message().contains("7d0b1a8e"), "no value: {error}");
+            assert!(!error.message().contains("words"), "no value: {error}");
+        }
+        let huge = "x".repeat(MAX_VALUE_BYTES + 1);
+        let secret = values(&[("huge", &huge)]);
+        assert!(secret.shaped("huge", Shape::Opaque).is_err());
     }
 }

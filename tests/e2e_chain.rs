@@ -423,3 +423,53 @@ async fn the_operators_own_identity_is_offered_only_to_listed_namespaces() {
     )
     .await;
 }
+
+/// A value pasted wrongly (a tenant id with a character missing) is named, by key, at once,
+/// without a call to Entra ID with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_of_the_wrong_shape_is_named_by_its_key() {
+    let mut s = Scenario::start("e2e-shape", &broken_tenant_seed()).await;
+    s.create_secret(
+        "powerbi-sp",
+        &[
+            ("tenantId", &TENANT[..35]),
+            ("clientId", SP_CLIENT),
+            ("clientSecret", "sp-secret"),
+        ],
+    )
+    .await;
+    s.create_secret(
+        "xero-app",
+        &[
+            ("clientId", XERO_CLIENT),
+            ("clientSecret", "xero-secret"),
+            ("refreshToken", INITIAL_REFRESH_TOKEN),
+        ],
+    )
+    .await;
+    s.apply_dataset(&dataset_manifest("pasted", json!({})))
+        .await;
+    s.start_operator();
+    let refused = s
+        .wait_condition(
+            "pasted",
+            conditions::READY,
+            "False",
+            Some(Reason::SecretValueInvalid.as_str()),
+            WAIT,
+        )
+        .await;
+    let message = conditions::find_condition(
+        &refused.status.as_ref().expect("status").conditions,
+        conditions::READY,
+    )
+    .expect("Ready")
+    .message
+    .clone();
+    assert!(message.contains("\"tenantId\""), "{message}");
+    assert!(
+        !message.contains(&TENANT[..35]),
+        "the value is not shown: {message}"
+    );
+    assert_eq!(s.count("POST", "/").await, 0, "nothing was sent anywhere");
+}

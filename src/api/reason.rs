@@ -60,6 +60,9 @@ reasons! {
     SecretNotFound,
     /// A referenced Secret lacks one of the keys the operator needs.
     SecretKeyMissing,
+    /// A value in a referenced Secret cannot be the credential it stands for (a tenant or
+    /// client id of the wrong shape, white space inside a token, an oversized value).
+    SecretValueInvalid,
     /// No dataset in the workspace has the configured id or name.
     DatasetNotFound,
     /// Several datasets in the workspace have the configured name.
@@ -112,6 +115,7 @@ impl Reason {
                 | Reason::CredentialsRejected
                 | Reason::SecretNotFound
                 | Reason::SecretKeyMissing
+                | Reason::SecretValueInvalid
                 | Reason::PowerBIUnauthorized
         )
     }

@@ -114,6 +114,7 @@ pub(crate) fn reason_of(category: ErrorCategory, service: Option<Service>) -> (R
         (C::XeroClientRejected, _) => (Reason::XeroAppRejected, true),
         (C::SecretNotFound, _) => (Reason::SecretNotFound, true),
         (C::SecretKeyMissing, _) => (Reason::SecretKeyMissing, true),
+        (C::SecretValueInvalid, _) => (Reason::SecretValueInvalid, true),
         (C::OrganisationNotFound, _) => (Reason::OrganisationNotFound, true),
         (C::OrganisationAmbiguous, _) => (Reason::OrganisationAmbiguous, true),
         (C::InvalidEndpoint, _) => (Reason::InvalidSpec, true),

@@ -17,7 +17,7 @@ use crate::powerbi::{
     ClientSecretCredential, EntraCredential, EntraTokenProvider, PowerBiClient, WorkloadIdentity,
 };
 use crate::secret::SecretString;
-use crate::secret_store::{SecretAccess as _, SecretStore};
+use crate::secret_store::{SecretAccess as _, SecretStore, Shape};
 use crate::xero::{XeroConnections, XeroSecretRef, XeroTokenRotation};
 
 /// The clients one Power BI cloud needs.
@@ -303,17 +303,17 @@ impl Session<'_> {
         };
         Ok(EntraCredential::ClientSecret(ClientSecretCredential {
             tenant_id: secret
-                .value(&secret_ref.tenant_id_key)
+                .shaped(&secret_ref.tenant_id_key, Shape::EntraTenant)
                 .map_err(kube)?
                 .expose()
                 .to_owned(),
             client_id: secret
-                .value(&secret_ref.client_id_key)
+                .shaped(&secret_ref.client_id_key, Shape::Guid)
                 .map_err(kube)?
                 .expose()
                 .to_owned(),
             client_secret: secret
-                .value(&secret_ref.client_secret_key)
+                .shaped(&secret_ref.client_secret_key, Shape::Opaque)
                 .map_err(kube)?
                 .clone(),
         }))

@@ -33,7 +33,7 @@ use super::exchange::{XeroTokenEndpoint, XeroTokens};
 use crate::error::{ClientError, ErrorCategory, Service};
 use crate::http::RetryPolicy;
 use crate::secret::SecretString;
-use crate::secret_store::{SecretAccess, SecretStore, SecretValues, SecretWrite};
+use crate::secret_store::{SecretAccess, SecretStore, SecretValues, SecretWrite, Shape};
 
 /// The annotation on the Secret holding the time of the last rotation (RFC 3339).
 pub const ROTATED_AT_ANNOTATION: &str = "xero-operator.dev/refresh-token-rotated-at";
@@ -162,9 +162,15 @@ struct AppCredentials {
 impl AppCredentials {
     fn read(values: &SecretValues, secret: &XeroSecretRef) -> Result<Self, ClientError> {
         Ok(Self {
-            client_id: values.value(&secret.client_id_key)?.clone(),
-            client_secret: values.value(&secret.client_secret_key)?.clone(),
-            refresh_token: values.value(&secret.refresh_token_key)?.clone(),
+            client_id: values
+                .shaped(&secret.client_id_key, Shape::Alphanumeric)?
+                .clone(),
+            client_secret: values
+                .shaped(&secret.client_secret_key, Shape::Opaque)?
+                .clone(),
+            refresh_token: values
+                .shaped(&secret.refresh_token_key, Shape::Opaque)?
+                .clone(),
         })
     }
 }
