@@ -190,7 +190,7 @@ mod tests {
         let addr = listener.local_addr().expect("address");
         let limits = ServerLimits {
             max_connections: 2,
-            header_read_timeout: Duration::from_millis(300),
+            header_read_timeout: Duration::from_secs(1),
             connection_lifetime: Duration::from_secs(5),
         };
         let app = router(
@@ -211,7 +211,7 @@ mod tests {
         // and the idle ones are cut off once the header-read timeout passes.
         for stream in &mut idle {
             let mut buffer = [0u8; 64];
-            let read = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buffer)).await;
+            let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer)).await;
             assert!(
                 matches!(read, Ok(Ok(_)) | Ok(Err(_))),
                 "an idle connection stayed open"
