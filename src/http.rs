@@ -326,11 +326,7 @@ pub(crate) fn request_id(headers: &HeaderMap) -> Option<String> {
 
 /// Shortens a service's error message for conditions and events.
 pub(crate) fn truncate(text: &str, max_chars: usize) -> String {
-    let text = text.trim();
-    match text.char_indices().nth(max_chars) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
+    crate::api::printable(text, max_chars)
 }
 
 /// Deserializes a service's JSON body whatever the casing of its property names: Power BI and

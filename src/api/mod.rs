@@ -157,15 +157,23 @@ mod tests {
 /// may carry any) become spaces, and at most `max_chars` characters are kept, the cut marked
 /// with an ellipsis.
 pub fn printable(text: &str, max_chars: usize) -> String {
-    let blanked: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let blanked = blank_controls(text, false);
     let clean = blanked.trim();
     match clean.char_indices().nth(max_chars) {
         Some((cut, _)) => format!("{}…", &clean[..cut]),
         None => clean.to_owned(),
     }
+}
+
+/// `text` with its control characters as spaces; newlines kept when `keep_newlines`.
+pub fn blank_controls(text: &str, keep_newlines: bool) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' if keep_newlines => c,
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
 }
 
 /// The longest message (of a condition, or of a refresh's error) the operator writes.

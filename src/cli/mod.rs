@@ -86,9 +86,7 @@ pub async fn connect(namespace: Option<&str>) -> Result<(Client, String), CliErr
 /// `text` safe to print on a terminal: control characters other than newlines (which a cloud
 /// service's error message may carry, escape sequences included) become spaces.
 pub fn terminal_safe(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
-        .collect()
+    crate::api::blank_controls(text, true)
 }
 
 /// The XeroDataset `namespace/name`, or [`CliError::DatasetNotFound`].

@@ -32,21 +32,28 @@ pub(super) struct Executed {
     pub error: Option<StepError>,
 }
 
+impl Executed {
+    /// Before the first action.
+    fn nothing_yet(plan: Plan) -> Self {
+        Executed {
+            plan,
+            done: Vec::new(),
+            triggered_request_id: None,
+            xero_tenant_id: None,
+            access_token_expires_at: None,
+            refresh_token_rotated_at: None,
+            error: None,
+        }
+    }
+}
+
 pub(super) async fn execute(
     session: &Session<'_>,
     dataset_id: &str,
     plan: &Plan,
     old_memory: &Memory,
 ) -> Executed {
-    let mut executed = Executed {
-        plan: plan.clone(),
-        done: Vec::new(),
-        triggered_request_id: None,
-        xero_tenant_id: None,
-        access_token_expires_at: None,
-        refresh_token_rotated_at: None,
-        error: None,
-    };
+    let mut executed = Executed::nothing_yet(plan.clone());
     for action in &plan.actions {
         let result = match action {
             Action::UpdateSchedule(update) => update_schedule(session, dataset_id, update)
@@ -580,15 +587,7 @@ mod tests {
             next_slot: None,
             requeue_after: Duration::from_secs(1),
         };
-        let mut executed = Executed {
-            plan,
-            done: Vec::new(),
-            triggered_request_id: None,
-            xero_tenant_id: None,
-            access_token_expires_at: None,
-            refresh_token_rotated_at: None,
-            error: None,
-        };
+        let mut executed = Executed::nothing_yet(plan);
         correct_memory(&mut executed, &old);
         assert_eq!(executed.plan.memory.intent, old.intent);
         assert_eq!(executed.plan.memory.attempts, 0);

@@ -409,6 +409,8 @@ impl<S: SecretAccess> XeroTokenRotation<S> {
                     (tokens, requested_at)
                 }
                 _ => {
+                    // Credentials Xero rejected are not presented again (nor is the Secret
+                    // marked for them) until the Secret changes.
                     if let Some(rejection) = &state.rejection
                         && rejection.credentials == credentials
                     {
@@ -468,11 +470,7 @@ impl<S: SecretAccess> XeroTokenRotation<S> {
         state: &mut SecretState,
         credentials: &AppCredentials,
     ) -> Result<Exchanged, ClientError> {
-        if let Some(rejection) = &state.rejection
-            && rejection.credentials == *credentials
-        {
-            return Err(rejection.error.clone());
-        }
+        // The caller has checked that these credentials were not rejected before.
         state.rejection = None;
         let error = match self
             .endpoint
