@@ -59,57 +59,22 @@ pub fn plan_actions(
     let adopted_request = adopt_intent(&mut memory, &observed.history);
     let mut memory = memory_for_today(&memory, latest, today);
     // A request the adopted refresh answered is not pending any more, whatever the status says.
-    let answered;
-    let desired = if adopted_request.is_some() && desired.refresh_requested == adopted_request {
-        answered = Desired {
-            refresh_requested: None,
-            ..desired.clone()
-        };
-        &answered
-    } else {
-        desired
-    };
+    let requested = desired
+        .refresh_requested
+        .as_deref()
+        .filter(|value| adopted_request.as_deref() != Some(*value));
     let slots = Slots::at(desired, latest, now, today, tomorrow);
     let running = running_since(latest, now);
-    let within_daily_limit = refreshes_today + slots.left_today < desired.daily_refresh_limit;
+    let room = Room {
+        running: running.is_some(),
+        within_daily_limit: refreshes_today + slots.left_today < desired.daily_refresh_limit,
+    };
     let decided_from = memory.clone();
-    let mut recovery = decide_recovery(
-        desired,
-        latest,
-        &mut memory,
-        &slots,
-        running.is_some(),
-        within_daily_limit,
-        now,
-    );
+    let mut recovery = decide_recovery(desired, requested, latest, &mut memory, &slots, room, now);
     intend(&mut recovery, &mut memory, decided_from, latest, now);
 
-    let mut actions = Vec::new();
-    if let Some(update) = observed
-        .schedule
-        .as_ref()
-        .and_then(|actual| schedule_update(&desired.schedule, actual))
-    {
-        let update = match update {
-            ScheduleUpdate::Disable if observed.schedule_mails_on_failure => {
-                ScheduleUpdate::StopMailThenDisable
-            }
-            other => other,
-        };
-        actions.push(Action::UpdateSchedule(update));
-    }
-    let apply = if recovery.intent_recorded {
-        // The next reconcile applies credentials right before the refresh, which also checks
-        // the chain and serves the slot: one apply, not two.
-        None
-    } else if recovery.trigger.is_some() {
-        Some(ApplyReason::BeforeRefresh)
-    } else if let Some(slot) = credentials_due_before(&slots, &memory) {
-        Some(ApplyReason::BeforeSlot(slot))
-    } else {
-        chain_check_due(desired, observed, &memory, now).then_some(ApplyReason::CheckChain)
-    };
-    if let Some(why) = apply {
+    let mut actions: Vec<Action> = schedule_action(desired, observed).into_iter().collect();
+    if let Some(why) = apply_reason(&recovery, &slots, desired, observed, &memory, now) {
         // Applying credentials exercises the whole chain, whatever the reason.
         actions.push(Action::ApplyCredentials(why));
         memory.credentials_applied = Some(now);
@@ -129,6 +94,48 @@ pub fn plan_actions(
         next_slot: slots.next,
         requeue_after,
     }
+}
+
+/// The schedule change that makes Power BI's schedule the desired one, if it was read and
+/// differs.
+fn schedule_action(desired: &Desired, observed: &Observed) -> Option<Action> {
+    let update = schedule_update(&desired.schedule, observed.schedule.as_ref()?)?;
+    Some(Action::UpdateSchedule(match update {
+        ScheduleUpdate::Disable if observed.schedule_mails_on_failure => {
+            ScheduleUpdate::StopMailThenDisable
+        }
+        other => other,
+    }))
+}
+
+/// Why credentials are applied now, if they are: right before a refresh the operator starts,
+/// before the upcoming slot, or to check the chain.
+fn apply_reason(
+    recovery: &Recovery,
+    slots: &Slots,
+    desired: &Desired,
+    observed: &Observed,
+    memory: &Memory,
+    now: Timestamp,
+) -> Option<ApplyReason> {
+    if recovery.intent_recorded {
+        // The next reconcile applies credentials right before the refresh, which also checks
+        // the chain and serves the slot: one apply, not two.
+        None
+    } else if recovery.trigger.is_some() {
+        Some(ApplyReason::BeforeRefresh)
+    } else if let Some(slot) = credentials_due_before(slots, memory) {
+        Some(ApplyReason::BeforeSlot(slot))
+    } else {
+        chain_check_due(desired, observed, memory, now).then_some(ApplyReason::CheckChain)
+    }
+}
+
+/// Whether a refresh may start: none runs, and another stays within the daily limit.
+#[derive(Debug, Clone, Copy)]
+struct Room {
+    running: bool,
+    within_daily_limit: bool,
 }
 
 /// The memory as it stands today: a success ends the recovery episode, and a new local day
@@ -315,27 +322,31 @@ fn intend(
 /// starts while a refresh runs.
 fn decide_recovery(
     desired: &Desired,
+    requested: Option<&str>,
     latest: Option<&Refresh>,
     memory: &mut Memory,
     slots: &Slots,
-    running: bool,
-    within_daily_limit: bool,
+    room: Room,
     now: Timestamp,
 ) -> Recovery {
+    let Room {
+        running,
+        within_daily_limit,
+    } = room;
     let pending_failure = latest
         .filter(|r| r.state == RefreshState::Failed)
         .filter(|r| memory.handled_failure.as_deref() != Some(r.request_id.as_str()))
         .map(|r| r.request_id.clone());
     if running {
-        let waiting = desired.refresh_requested.is_some() || pending_failure.is_some();
+        let waiting = requested.is_some() || pending_failure.is_some();
         return Recovery {
             holdback: waiting.then_some(Holdback::RefreshRunning),
             ..Recovery::default()
         };
     }
-    if let Some(value) = &desired.refresh_requested {
+    if let Some(value) = requested {
         // A request is handled once: by a refresh, or by saying why there is none.
-        let handled_request = Some(value.clone());
+        let handled_request = Some(value.to_owned());
         if !within_daily_limit {
             return Recovery {
                 holdback: Some(Holdback::DailyLimitReached),
@@ -348,7 +359,7 @@ fn decide_recovery(
         }
         return Recovery {
             trigger: Some(TriggerReason::Requested {
-                value: value.clone(),
+                value: value.to_owned(),
             }),
             handled_request,
             ..Recovery::default()

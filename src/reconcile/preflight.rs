@@ -14,7 +14,7 @@ use super::failure::{Advice, StepError, failure_of};
 use super::gather::identify_dataset;
 use super::model::{Failure, Timing};
 use super::services::{Services, Session};
-use super::validate::validate;
+use super::validate::{ValidatedSpec, validate};
 use crate::api::{Reason, XeroDataset};
 use crate::endpoints::Cloud;
 
@@ -93,6 +93,10 @@ impl Preflight {
         self.links.push((link, verdict));
     }
 
+    fn pass(&mut self, link: Link, found: String) {
+        self.record(link, Verdict::Passed(found));
+    }
+
     /// Records a failed link; the ones not reached are skipped.
     fn fail(mut self, link: Link, failure: Failure) -> Self {
         self.record(link, Verdict::Failed(failure));
@@ -107,7 +111,11 @@ impl Preflight {
 /// rotated refresh token into the Xero Secret) and the credentials it applies to the datasource.
 pub async fn preflight(xds: &XeroDataset, services: &Services) -> Preflight {
     let mut report = Preflight { links: Vec::new() };
-    let spec = match validate(xds, Duration::from_secs(600), services.configuration()) {
+    let spec = match validate(
+        xds,
+        CHECK_TIMING.default_credential_lead_time,
+        services.configuration(),
+    ) {
         Ok(spec) => spec,
         Err(invalid) => {
             let failure = Failure {
@@ -125,78 +133,94 @@ pub async fn preflight(xds: &XeroDataset, services: &Services) -> Preflight {
         xero_secret: spec.xero_secret.name.clone(),
         dataset_settings: None,
     };
-    let failed = |report: Preflight, link, err: StepError, advice: &Advice| {
-        let (failure, _) = failure_of(&err, CHECK_TIMING, advice);
-        report.fail(link, failure)
-    };
-    let cloud = match services.cloud(spec.cloud) {
-        Ok(cloud) => cloud,
-        Err(err) => return failed(report, Link::PowerBiSignIn, StepError::Call(err), &advice),
-    };
+    match check_links(&mut report, &mut advice, services, &namespace, &spec).await {
+        Ok(()) => report,
+        Err((link, err)) => {
+            let (failure, _) = failure_of(&err, CHECK_TIMING, &advice);
+            report.fail(link, failure)
+        }
+    }
+}
+
+/// The links after the spec, each recorded as it passes; the first that breaks, with why.
+/// `advice` gains the dataset's settings page once the dataset is known.
+async fn check_links(
+    report: &mut Preflight,
+    advice: &mut Advice,
+    services: &Services,
+    namespace: &str,
+    spec: &ValidatedSpec,
+) -> Result<(), (Link, StepError)> {
+    let at = |link| move |err| (link, err);
+    let cloud = services
+        .cloud(spec.cloud)
+        .map_err(|err| (Link::PowerBiSignIn, StepError::Call(err)))?;
     let session = Session {
         services,
         cloud,
-        namespace: &namespace,
-        spec: &spec,
+        namespace,
+        spec,
     };
-    let token = match session.powerbi_token().await {
-        Ok(token) => token,
-        Err(err) => return failed(report, Link::PowerBiSignIn, err, &advice),
-    };
+    let token = session
+        .powerbi_token()
+        .await
+        .map_err(at(Link::PowerBiSignIn))?;
     let identity = match &spec.powerbi_secret {
         Some(secret) => format!("as the service principal in Secret {}", secret.name),
         None => "with the workload identity".to_owned(),
     };
-    report.record(Link::PowerBiSignIn, Verdict::Passed(identity));
+    report.pass(Link::PowerBiSignIn, identity);
 
-    let (dataset_id, dataset_name) = match identify_dataset(&session, &token, None).await {
-        Ok(found) => found,
-        Err(err) => return failed(report, Link::Dataset, err, &advice),
-    };
+    let (dataset_id, dataset_name) = identify_dataset(&session, &token, None)
+        .await
+        .map_err(at(Link::Dataset))?;
     advice.dataset_settings =
         Some(Cloud::from(spec.cloud).dataset_settings_url(&spec.workspace_id, &dataset_id));
-    let found = format!("{dataset_name} ({dataset_id})");
-    report.record(Link::Dataset, Verdict::Passed(found));
+    report.pass(Link::Dataset, format!("{dataset_name} ({dataset_id})"));
 
-    let binding = match datasource_binding(&session, &token, &dataset_id).await {
-        Ok(binding) => binding,
-        Err(err) => return failed(report, Link::XeroDatasource, err, &advice),
-    };
-    let bound = format!(
-        "datasource {} on gateway {}",
-        binding.datasource_id, binding.gateway_id
+    let binding = datasource_binding(&session, &token, &dataset_id)
+        .await
+        .map_err(at(Link::XeroDatasource))?;
+    report.pass(
+        Link::XeroDatasource,
+        format!(
+            "datasource {} on gateway {}",
+            binding.datasource_id, binding.gateway_id
+        ),
     );
-    report.record(Link::XeroDatasource, Verdict::Passed(bound));
 
     let secret = session.xero_secret();
-    let xero = match xero_access_token(&session, &secret).await {
-        Ok(xero) => xero,
-        Err(err) => return failed(report, Link::XeroSignIn, err, &advice),
-    };
-    let signed_in = format!(
-        "access token valid until {}; refresh token stored in Secret {} at {}",
-        xero.expires_at, secret.name, xero.refresh_token_rotated_at
+    let xero = xero_access_token(&session, &secret)
+        .await
+        .map_err(at(Link::XeroSignIn))?;
+    report.pass(
+        Link::XeroSignIn,
+        format!(
+            "access token valid until {}; refresh token stored in Secret {} at {}",
+            xero.expires_at, secret.name, xero.refresh_token_rotated_at
+        ),
     );
-    report.record(Link::XeroSignIn, Verdict::Passed(signed_in));
 
-    let organisation = match xero_organisation(&session, &xero.access_token).await {
-        Ok(organisation) => organisation,
-        Err(err) => return failed(report, Link::XeroOrganisation, err, &advice),
-    };
-    let tenant = format!(
-        "{} (tenant {})",
-        organisation.tenant_name.as_deref().unwrap_or("?"),
-        organisation.tenant_id
+    let organisation = xero_organisation(&session, &xero.access_token)
+        .await
+        .map_err(at(Link::XeroOrganisation))?;
+    report.pass(
+        Link::XeroOrganisation,
+        format!(
+            "{} (tenant {})",
+            organisation.tenant_name.as_deref().unwrap_or("?"),
+            organisation.tenant_id
+        ),
     );
-    report.record(Link::XeroOrganisation, Verdict::Passed(tenant));
 
-    let applied = update_datasource(&session, &token, &dataset_id, binding, &xero.access_token);
-    if let Err(err) = applied.await {
-        return failed(report, Link::CredentialsAccepted, err, &advice);
-    }
-    let accepted = "OAuth2 credential set on the datasource".to_owned();
-    report.record(Link::CredentialsAccepted, Verdict::Passed(accepted));
-    report
+    update_datasource(&session, &token, &dataset_id, binding, &xero.access_token)
+        .await
+        .map_err(at(Link::CredentialsAccepted))?;
+    report.pass(
+        Link::CredentialsAccepted,
+        "OAuth2 credential set on the datasource".to_owned(),
+    );
+    Ok(())
 }
 
 /// The failure policy's waits do not matter to a one-off check.
