@@ -30,21 +30,9 @@ fn refreshes_path(dataset: &str) -> String {
 
 /// The refresh history the simulator holds for `dataset`, newest first.
 async fn history(s: &Scenario, dataset: &str) -> Vec<Value> {
-    let state: Value = s
-        .http
-        .get(format!("{}/_sim/state", s.sim.url()))
-        .send()
-        .await
-        .expect("state")
-        .json()
-        .await
-        .expect("state json");
-    state["workspaces"][0]["datasets"]
+    s.sim_dataset_by_id(dataset).await["refreshes"]
         .as_array()
-        .into_iter()
-        .flatten()
-        .find(|d| d["id"] == dataset)
-        .and_then(|d| d["refreshes"].as_array().cloned())
+        .cloned()
         .expect("the dataset's refreshes")
 }
 

@@ -314,18 +314,6 @@ async fn a_dataset_someone_else_owns_is_taken_over_when_allowed_and_explained_wh
     assert_eq!(s.count("POST", &not_taken).await, 0);
 }
 
-/// Power BI's schedule of the dataset `id`, from the simulator's state.
-async fn sim_schedule(s: &Scenario, id: &str) -> serde_json::Value {
-    let state = s.admin(Method::GET, "state", json!(null)).await;
-    state["workspaces"][0]["datasets"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|d| d["id"] == id)
-        .map(|d| d["schedule"].clone())
-        .expect("the dataset's schedule")
-}
-
 /// A schedule a person set up in the portal stores `notifyOption: MailOnFailure`, which a
 /// service principal may not keep ("Invalid NotifyOption value 'MailOnFailure' for app only
 /// owner requests"): after the Take Over the operator's change sets `NoNotification`, and a
@@ -353,11 +341,11 @@ async fn a_schedule_a_person_set_up_with_failure_mails_is_changed_and_switched_o
     s.wait_reconciled("changed", WAIT).await;
     s.wait_reconciled("off", WAIT).await;
 
-    let schedule = sim_schedule(&s, &dataset_id(0)).await;
+    let schedule = s.sim_dataset_by_id(&dataset_id(0)).await["schedule"].clone();
     assert_eq!(schedule["times"], json!(["04:00"]), "{schedule}");
     assert_eq!(schedule["enabled"], true);
     assert_eq!(schedule["notifyOption"], "NoNotification");
-    let schedule = sim_schedule(&s, &dataset_id(1)).await;
+    let schedule = s.sim_dataset_by_id(&dataset_id(1)).await["schedule"].clone();
     assert_eq!(schedule["enabled"], false, "{schedule}");
     assert_eq!(schedule["notifyOption"], "NoNotification");
     let path = format!(
@@ -387,22 +375,9 @@ async fn the_operators_own_identity_is_offered_only_to_listed_namespaces() {
         .remove("powerBI");
     s.apply_dataset(&manifest).await;
     s.start_operator();
-    let refused = s
-        .wait_condition(
-            "borrower",
-            conditions::READY,
-            "False",
-            Some(Reason::InvalidSpec.as_str()),
-            WAIT,
-        )
+    let ready = s
+        .wait_not_ready("borrower", Reason::InvalidSpec.as_str(), WAIT)
         .await;
-    let ready = conditions::find_condition(
-        &refused.status.as_ref().expect("status").conditions,
-        conditions::READY,
-    )
-    .expect("Ready")
-    .message
-    .clone();
     assert!(ready.contains("--workload-identity-namespaces"), "{ready}");
     assert_eq!(
         s.count("POST", "/v1.0/").await,
@@ -450,22 +425,9 @@ async fn a_credential_of_the_wrong_shape_is_named_by_its_key() {
     s.apply_dataset(&dataset_manifest("pasted", json!({})))
         .await;
     s.start_operator();
-    let refused = s
-        .wait_condition(
-            "pasted",
-            conditions::READY,
-            "False",
-            Some(Reason::SecretValueInvalid.as_str()),
-            WAIT,
-        )
+    let message = s
+        .wait_not_ready("pasted", Reason::SecretValueInvalid.as_str(), WAIT)
         .await;
-    let message = conditions::find_condition(
-        &refused.status.as_ref().expect("status").conditions,
-        conditions::READY,
-    )
-    .expect("Ready")
-    .message
-    .clone();
     assert!(message.contains("\"tenantId\""), "{message}");
     assert!(
         !message.contains(&TENANT[..35]),

@@ -116,20 +116,11 @@ pub fn times_far_from_now() -> Vec<String> {
 /// The English name of the weekday three days from now (UTC): a day whose slots are never due
 /// while a test runs.
 pub fn day_far_from_now() -> &'static str {
-    const DAYS: [&str; 7] = [
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-    ];
     let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
     let day = now
         .saturating_add(jiff::SignedDuration::from_hours(72))
         .weekday();
-    DAYS[usize::from(day.to_monday_zero_offset().unsigned_abs())]
+    xero_operator::api::DayOfWeek::of(day).name()
 }
 
 /// Merges `patch` into `target`, object by object (a JSON merge patch without deletions).
@@ -457,6 +448,11 @@ impl Scenario {
 
     /// The simulator's state of the dataset.
     pub async fn sim_dataset(&self) -> Value {
+        self.sim_dataset_by_id(DATASET).await
+    }
+
+    /// The simulator's state of the dataset `id` (its schedule, its refreshes newest first).
+    pub async fn sim_dataset_by_id(&self, id: &str) -> Value {
         let state: Value = self
             .http
             .get(format!("{}/_sim/state", self.sim.url()))
@@ -471,8 +467,20 @@ impl Scenario {
             .into_iter()
             .flatten()
             .flat_map(|w| w["datasets"].as_array().cloned().unwrap_or_default())
-            .find(|d| d["id"] == DATASET)
+            .find(|d| d["id"] == id)
             .expect("dataset in simulator state")
+    }
+
+    /// Waits until `name` is Ready=False with `reason`; returns the Ready message.
+    pub async fn wait_not_ready(&self, name: &str, reason: &str, within: Duration) -> String {
+        let xds = self
+            .wait_condition(name, "Ready", "False", Some(reason), within)
+            .await;
+        xds.status
+            .as_ref()
+            .and_then(|s| find_condition(&s.conditions, "Ready"))
+            .map(|c| c.message.clone())
+            .unwrap_or_default()
     }
 
     /// Waits until `name` is Ready=True with reason Reconciled.
