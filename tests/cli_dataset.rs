@@ -607,8 +607,13 @@ async fn check_prints_each_link_of_the_chain_and_fails_at_a_typo_in_the_organisa
         .lines()
         .filter(|l| l.trim_start().starts_with("PASS"))
         .count();
-    assert_eq!(passes, 7, "{}", fixed.stdout);
+    assert_eq!(passes, 8, "{}", fixed.stdout);
     assert!(link_line(&fixed.stdout, "among Xero's connections").contains("Demo Company (UK)"));
+    assert!(
+        link_line(&fixed.stdout, "limits leave the app calls").contains("left today"),
+        "{}",
+        fixed.stdout
+    );
     assert_eq!(
         scenario.count("PATCH", "/v1.0/myorg/gateways/").await,
         updates_before + 1

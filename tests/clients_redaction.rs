@@ -22,7 +22,7 @@ use xero_operator::powerbi::{
 };
 use xero_operator::secret::SecretString;
 use xero_operator::secret_store::SecretStore;
-use xero_operator::xero::{XeroConnections, XeroSecretRef, XeroTokenRotation};
+use xero_operator::xero::{XeroApi, XeroSecretRef, XeroTokenRotation};
 use xero_testbed::TestEnv;
 
 #[derive(Clone, Default)]
@@ -130,7 +130,7 @@ async fn no_secret_reaches_the_logs_of_a_full_token_flow() {
         .await
         .unwrap();
     tracing::debug!(?xero, "access token as the controller might log it");
-    let connections = XeroConnections::new(http(), &urls.xero_api, quick_retry(1)).unwrap();
+    let connections = XeroApi::new(http(), &urls.xero_api, quick_retry(1)).unwrap();
     connections
         .organisation(&xero.access_token, "Demo Company (UK)")
         .await

@@ -19,7 +19,7 @@ use xero_operator::error::{ClientError, ErrorCategory};
 use xero_operator::secret::SecretString;
 use xero_operator::secret_store::{SecretAccess, SecretStore, SecretValues, SecretWrite};
 use xero_operator::xero::{
-    BeforeSecretWrite, ROTATED_AT_ANNOTATION, XeroConnections, XeroSecretRef, XeroTokenEndpoint,
+    BeforeSecretWrite, ROTATED_AT_ANNOTATION, XeroApi, XeroSecretRef, XeroTokenEndpoint,
     XeroTokenRotation, find_organisation,
 };
 use xero_testbed::TestEnv;
@@ -144,7 +144,7 @@ async fn three_rotations_leave_the_latest_token_and_old_ones_die_after_the_grace
     assert_eq!(rotated_at, access[2].refresh_token_rotated_at);
 
     // The access token reaches the organisations.
-    let connections = XeroConnections::new(http(), &sim.urls().xero_api, quick_retry(1)).unwrap();
+    let connections = XeroApi::new(http(), &sim.urls().xero_api, quick_retry(1)).unwrap();
     let all = connections.list(&access[2].access_token).await.unwrap();
     assert_eq!(
         find_organisation(&all, "Demo Company (UK)")

@@ -435,3 +435,94 @@ async fn a_credential_of_the_wrong_shape_is_named_by_its_key() {
     );
     assert_eq!(s.count("POST", "/").await, 0, "nothing was sent anywhere");
 }
+
+/// Xero limits the calls of one app in one organisation (5,000 a day), and the refresh reads
+/// the organisation through that app. When another integration of the same app has used the
+/// day up, a refresh would only fail: the operator reads the app's calls left before it applies
+/// credentials, reports `XeroThrottled` and spends none of Power BI's refreshes; once Xero's
+/// day is over, the next request refreshes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organisation_whose_xero_day_is_used_up_is_reported_and_costs_no_refresh() {
+    const ORGANISATION: &str = "fe79f7dd-b6d4-4a92-ba7b-538af6289c58";
+    let mut seed = healthy_seed(1);
+    seed["config"]["xeroOrganisationCallsPerDay"] = 50.into();
+    seed["xero"]["refreshTokens"] = serde_yaml::from_str(
+        "[{token: initial-refresh-token}, {token: another-integrations-token}]",
+    )
+    .expect("tokens");
+    let mut s = Scenario::start("e2e-xero-day", &seed_text(&seed)).await;
+    s.create_secrets().await;
+    s.apply_dataset(&dataset_manifest("xero-day", by_id(0, json!({}))))
+        .await;
+    s.start_operator();
+    s.wait_reconciled("xero-day", WAIT).await;
+
+    // Another integration of the same Xero app reads the organisation until Xero says no more
+    // today.
+    let sim = s.sim.url();
+    let tokens: serde_json::Value = s
+        .http
+        .post(format!("{sim}/connect/token"))
+        .basic_auth(XERO_CLIENT, Some("xero-secret"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "another-integrations-token"),
+        ])
+        .send()
+        .await
+        .expect("exchange")
+        .json()
+        .await
+        .expect("tokens");
+    let access = tokens["access_token"].as_str().expect("access token");
+    let mut day_used_up = false;
+    for _ in 0..60 {
+        let answer = s
+            .http
+            .get(format!("{sim}/api.xro/2.0/Organisation"))
+            .bearer_auth(access)
+            .header("xero-tenant-id", ORGANISATION)
+            .send()
+            .await
+            .expect("organisation");
+        if answer.status() == 429 {
+            let problem = answer.headers().get("x-rate-limit-problem");
+            day_used_up = problem.is_some_and(|p| p == "day");
+            if day_used_up {
+                break;
+            }
+            // The minute is used up: the next one comes sooner for the simulator.
+            s.admin(Method::POST, "clock/advance", json!({"seconds": 61}))
+                .await;
+        }
+    }
+    assert!(day_used_up, "the organisation's day is used up");
+    let refreshes = format!("/v1.0/myorg/groups/{WORKSPACE}/datasets/");
+    let started_before = s.count("POST", &refreshes).await;
+
+    s.request_refresh("xero-day", "while-used-up").await;
+    let message = s
+        .wait_not_ready("xero-day", Reason::XeroThrottled.as_str(), WAIT)
+        .await;
+    assert!(message.contains("for the day"), "{message}");
+    assert!(!message.contains(access), "{message}");
+    assert_eq!(
+        s.count("POST", &refreshes).await,
+        started_before,
+        "no refresh is started while it would fail"
+    );
+
+    // Xero's day ends (for the simulator); the next request refreshes.
+    s.admin(Method::POST, "clock/advance", json!({"seconds": 86_400}))
+        .await;
+    s.request_refresh("xero-day", "next-day").await;
+    s.wait_for("xero-day", "the next day's refresh completed", WAIT, |x| {
+        let status = x.status.as_ref();
+        status.and_then(|st| st.last_handled_refresh_at.as_deref()) == Some("next-day")
+            && status
+                .and_then(|st| st.last_refresh.as_ref())
+                .is_some_and(|r| r.status == "Completed")
+    })
+    .await;
+    s.wait_reconciled("xero-day", WAIT).await;
+}

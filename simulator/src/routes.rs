@@ -86,6 +86,8 @@ pub enum Route {
     XeroConnections,
     /// `/connections/{id}`
     XeroConnection(String),
+    /// `/api.xro/2.0/Organisation`
+    XeroOrganisation,
     /// `/_sim/...`
     Admin(AdminPath),
     /// Anything else.
@@ -148,6 +150,7 @@ impl Route {
             ["connect", "revocation"] => Self::XeroRevocation,
             ["connections"] => Self::XeroConnections,
             ["connections", _] => Self::XeroConnection(id(1)),
+            ["api.xro", "2.0", "organisation"] => Self::XeroOrganisation,
             ["_sim", "state"] => Self::Admin(AdminPath::State),
             ["_sim", "seed"] => Self::Admin(AdminPath::Seed),
             ["_sim", "datasets", _, "scheduled-refresh"] => {
@@ -168,7 +171,9 @@ impl Route {
             Self::EntraToken(_) => Service::Entra,
             Self::PowerBi(_) | Self::Unknown => Service::PowerBi,
             Self::XeroToken | Self::XeroAuthorize | Self::XeroRevocation => Service::XeroIdentity,
-            Self::XeroConnections | Self::XeroConnection(_) => Service::XeroApi,
+            Self::XeroConnections | Self::XeroConnection(_) | Self::XeroOrganisation => {
+                Service::XeroApi
+            }
             Self::Admin(_) => Service::Admin,
         }
     }

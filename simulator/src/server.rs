@@ -288,6 +288,7 @@ fn dispatch(world: &mut World, req: &SimRequest, route: &Route) -> SimResponse {
         Route::XeroAuthorize if method == Method::GET => xero::authorize(world, req),
         Route::XeroRevocation if method == Method::POST => xero::revocation(world, req),
         Route::XeroConnections if method == Method::GET => xero::connections(world, req),
+        Route::XeroOrganisation if method == Method::GET => xero::organisation(world, req),
         Route::XeroConnection(id) if method == Method::DELETE => {
             xero::delete_connection(world, req, id)
         }

@@ -535,3 +535,106 @@ async fn deleting_a_connection_disconnects_that_tenant_only() {
         .await;
     assert_eq!(again.status, 404);
 }
+
+/// `GET /api.xro/2.0/Organisation` for `tenant`, as an Accounting API client sends it.
+async fn organisation(h: &Harness, access: &str, tenant: Option<&str>) -> Reply {
+    let mut request = client()
+        .get(format!("{}/api.xro/2.0/Organisation", h.url))
+        .bearer_auth(access)
+        .header("accept", "application/json");
+    if let Some(tenant) = tenant {
+        request = request.header("xero-tenant-id", tenant);
+    }
+    read(request.send().await.expect("request sent")).await
+}
+
+fn retry_after(reply: &Reply) -> u64 {
+    reply
+        .header("retry-after")
+        .and_then(|r| r.parse().ok())
+        .expect("Retry-After in seconds")
+}
+
+#[tokio::test]
+async fn each_organisation_has_its_own_minute_and_day_limits_with_xeros_headers() {
+    let mut seed = seed();
+    seed.config.xero_organisation_calls_per_minute = 2;
+    seed.config.xero_organisation_calls_per_day = 3;
+    let h = Harness::start_with(seed).await;
+    let (access, _) = h.xero_tokens(INITIAL_REFRESH_TOKEN).await;
+
+    for (minute, day) in [("1", "2"), ("0", "1")] {
+        let reply = organisation(&h, &access, Some(XERO_UK)).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.json()["Organisations"][0]["OrganisationID"], XERO_UK);
+        assert_eq!(
+            reply.header("x-minlimit-remaining").as_deref(),
+            Some(minute)
+        );
+        assert_eq!(reply.header("x-daylimit-remaining").as_deref(), Some(day));
+        assert!(reply.header("x-appminlimit-remaining").is_some());
+    }
+    let limited = organisation(&h, &access, Some(XERO_UK)).await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(
+        limited.header("x-rate-limit-problem").as_deref(),
+        Some("minute")
+    );
+    let wait = retry_after(&limited);
+    assert!((1..=60).contains(&wait), "{wait}");
+
+    // Another organisation of the same app is not held back; calls naming none count only
+    // against the app.
+    assert_eq!(organisation(&h, &access, Some(XERO_NZ)).await.status, 200);
+    let listed = h
+        .send(Method::GET, "/connections", Some(&access), None)
+        .await;
+    assert_eq!(listed.status, 200);
+    assert!(listed.header("x-daylimit-remaining").is_none());
+
+    h.advance(wait as f64).await;
+    let reply = organisation(&h, &access, Some(XERO_UK)).await;
+    assert_eq!(reply.status, 200, "a new minute");
+    assert_eq!(reply.header("x-daylimit-remaining").as_deref(), Some("0"));
+    let limited = organisation(&h, &access, Some(XERO_UK)).await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(
+        limited.header("x-rate-limit-problem").as_deref(),
+        Some("day")
+    );
+    assert!(retry_after(&limited) > 23 * 3600, "{}", limited.text);
+
+    // No tenant, or one the token does not reach, is refused before anything is counted.
+    assert_eq!(organisation(&h, &access, None).await.status, 403);
+    let stranger = "11111111-2222-3333-4444-555555555555";
+    assert_eq!(organisation(&h, &access, Some(stranger)).await.status, 403);
+}
+
+#[tokio::test]
+async fn a_refresh_uses_the_organisations_calls_and_fails_when_too_few_are_left() {
+    let mut seed = seed();
+    seed.config.xero_calls_per_refresh = 20;
+    seed.config.xero_organisation_calls_per_day = 30;
+    let h = Harness::start_with(seed).await;
+    let token = h.pbi_token().await;
+    let (access, _) = h.xero_tokens(INITIAL_REFRESH_TOKEN).await;
+    let applied = h
+        .set_credentials(&token, GATEWAY, DATASOURCE, &access)
+        .await;
+    assert_eq!(applied.status, 200, "{}", applied.text);
+
+    assert_eq!(h.refresh_now(&token, DATASET).await.status, 202);
+    let entry = h.finish_refresh(&token, DATASET).await;
+    assert_eq!(entry["status"], "Completed", "{entry}");
+    let left = organisation(&h, &access, Some(XERO_UK)).await;
+    assert_eq!(left.header("x-daylimit-remaining").as_deref(), Some("9"));
+
+    assert_eq!(h.refresh_now(&token, DATASET).await.status, 202);
+    let entry = h.finish_refresh(&token, DATASET).await;
+    assert_eq!(entry["status"], "Failed", "{entry}");
+    assert_eq!(
+        refresh_error_code(&entry),
+        "DM_GWPipeline_Gateway_MashupDataAccessError"
+    );
+    assert!(entry.to_string().contains("(429)"), "{entry}");
+}

@@ -32,7 +32,7 @@ use crate::endpoints::{XERO_API_URL, XERO_IDENTITY_URL, join, service_url};
 use crate::error::{ClientError, ErrorCategory, Service};
 use crate::http::{Call, HttpSettings, OAuthHttp, RetryPolicy, http_client, token_error};
 use crate::secret::SecretString;
-use crate::xero::XeroConnections;
+use crate::xero::XeroApi;
 
 /// Xero's login host; the authorize endpoint is `{login}/identity/connect/authorize`.
 pub const XERO_LOGIN_URL: &str = "https://login.xero.com/";
@@ -340,7 +340,7 @@ async fn organisations(
     retry: RetryPolicy,
     access_token: &SecretString,
 ) -> Result<Vec<String>, ClientError> {
-    let connections = XeroConnections::new(http, &urls.connections_api, retry)?;
+    let connections = XeroApi::new(http, &urls.connections_api, retry)?;
     Ok(connections
         .list(access_token)
         .await?

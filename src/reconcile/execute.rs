@@ -13,12 +13,17 @@ use crate::error::{ClientError, ErrorCategory};
 use crate::matches::Matches;
 use crate::powerbi::models::{Datasource, NOTIFY_NOBODY, PrivacyLevel, RefreshScheduleUpdate};
 use crate::secret::SecretString;
-use crate::xero::{XeroAccessToken, XeroConnection, XeroSecretRef, find_organisation};
+use crate::xero::{
+    XeroAccessToken, XeroAllowance, XeroConnection, XeroSecretRef, find_organisation,
+};
 
 /// The Xero access token applied to the datasource must outlive the refresh that uses it:
 /// Power BI starts a scheduled refresh up to 15 minutes after its slot, and Xero access tokens
 /// last 30 minutes, so a cached token with less than this left is replaced first.
 const MIN_TOKEN_VALIDITY: Duration = Duration::from_secs(25 * 60);
+/// Calls left in an organisation's day above which the answer is reused for a minute: a few
+/// refreshes' worth (a refresh makes an unknown number of calls; tens is plausible).
+const PLENTY_OF_XERO_CALLS: u32 = 200;
 
 /// What the execute step did.
 pub(super) struct Executed {
@@ -175,6 +180,7 @@ async fn apply_credentials(
     let (xero, tenant_id) = xero_credentials(session, &secret).await?;
     executed.access_token_expires_at = Some(xero.expires_at);
     executed.refresh_token_rotated_at = Some(xero.refresh_token_rotated_at);
+    xero_allowance(session, &secret, &xero.access_token, &tenant_id).await?;
     executed.xero_tenant_id = Some(tenant_id);
     let token = session.powerbi_token().await?;
     let binding = datasource_binding(session, &token, dataset_id).await?;
@@ -225,13 +231,52 @@ pub(super) async fn xero_organisation(
 ) -> Result<XeroConnection, StepError> {
     let connections = session
         .services
-        .connections
+        .xero_api
         .list(access_token)
         .await
         .map_err(StepError::Call)?;
     find_organisation(&connections, &session.spec.organisation)
         .cloned()
         .map_err(StepError::Call)
+}
+
+/// What Xero's limits leave of the app's calls in the organisation. The refresh reads the
+/// organisation through the same app, so a limit with nothing left means it would fail: that
+/// is reported now (`XeroThrottled`, looked at again when Xero's Retry-After says) and no
+/// credentials are applied and no refresh started meanwhile, which would only spend Power BI's
+/// daily refreshes on failures. Costs one of the organisation's calls; an answer with plenty
+/// left is reused for a minute by the datasets sharing the Secret and the organisation.
+pub(super) async fn xero_allowance(
+    session: &Session<'_>,
+    secret: &XeroSecretRef,
+    access_token: &SecretString,
+    tenant_id: &str,
+) -> Result<XeroAllowance, StepError> {
+    let key = (
+        secret.namespace.clone(),
+        secret.name.clone(),
+        tenant_id.to_ascii_lowercase(),
+    );
+    let memo = &session.services.xero_allowances;
+    if let Some(known) = memo.get(&key) {
+        return Ok(known);
+    }
+    let allowance = session
+        .services
+        .xero_api
+        .allowance(access_token, tenant_id)
+        .await
+        .map_err(StepError::Call)?;
+    tracing::debug!(
+        day = ?allowance.day,
+        minute = ?allowance.minute,
+        app_minute = ?allowance.app_minute,
+        "Xero calls left in the organisation"
+    );
+    if allowance.day.is_none_or(|day| day >= PLENTY_OF_XERO_CALLS) {
+        memo.put(key, allowance);
+    }
+    Ok(allowance)
 }
 
 /// Sets the Xero access token as the OAuth2 credential of the dataset's Xero datasource (taking

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use kube::ResourceExt as _;
 
-use super::execute::{datasource_binding, update_datasource, xero_access_token, xero_organisation};
+use super::execute::{
+    datasource_binding, update_datasource, xero_access_token, xero_allowance, xero_organisation,
+};
 use super::failure::{Advice, StepError, failure_of};
 use super::gather::identify_dataset;
 use super::model::{Failure, Timing};
@@ -27,18 +29,20 @@ pub enum Link {
     XeroDatasource,
     XeroSignIn,
     XeroOrganisation,
+    XeroAllowance,
     CredentialsAccepted,
 }
 
 impl Link {
     /// Every link, in the order they are checked.
-    pub const ALL: [Link; 7] = [
+    pub const ALL: [Link; 8] = [
         Link::Spec,
         Link::PowerBiSignIn,
         Link::Dataset,
         Link::XeroDatasource,
         Link::XeroSignIn,
         Link::XeroOrganisation,
+        Link::XeroAllowance,
         Link::CredentialsAccepted,
     ];
 
@@ -51,6 +55,7 @@ impl Link {
             Link::XeroDatasource => "the dataset has one Xero datasource",
             Link::XeroSignIn => "the Xero refresh token exchanges (new one stored)",
             Link::XeroOrganisation => "the organisation is among Xero's connections",
+            Link::XeroAllowance => "Xero's limits leave the app calls in the organisation",
             Link::CredentialsAccepted => "Power BI accepts the Xero credentials",
         }
     }
@@ -210,6 +215,24 @@ async fn check_links(
             "{} (tenant {})",
             organisation.tenant_name.as_deref().unwrap_or("?"),
             organisation.tenant_id
+        ),
+    );
+
+    let allowance = xero_allowance(
+        &session,
+        &secret,
+        &xero.access_token,
+        &organisation.tenant_id,
+    )
+    .await
+    .map_err(at(Link::XeroAllowance))?;
+    let left = |count: Option<u32>| count.map_or_else(|| "?".to_owned(), |n| n.to_string());
+    report.pass(
+        Link::XeroAllowance,
+        format!(
+            "{} left today, {} this minute",
+            left(allowance.day),
+            left(allowance.minute)
         ),
     );
 

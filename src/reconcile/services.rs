@@ -18,7 +18,7 @@ use crate::powerbi::{
 };
 use crate::secret::SecretString;
 use crate::secret_store::{SecretAccess as _, SecretStore, Shape};
-use crate::xero::{XeroConnections, XeroSecretRef, XeroTokenRotation};
+use crate::xero::{XeroAllowance, XeroApi, XeroSecretRef, XeroTokenRotation};
 
 /// The clients one Power BI cloud needs.
 pub struct CloudClients {
@@ -32,12 +32,15 @@ pub struct Services {
     clouds: HashMap<Cloud, CloudClients>,
     pub secrets: SecretStore,
     pub xero: XeroTokenRotation,
-    pub connections: XeroConnections,
+    pub xero_api: XeroApi,
     /// The Xero datasource (gateway id, datasource id) of each dataset.
     pub(super) datasources: Memo<(String, String, Option<String>), (String, String)>,
     /// Power BI service principal Secrets by (namespace, name), read once for all the datasets
     /// that share one; forgotten when the Secret changes.
     pub(super) powerbi_secrets: Memo<(String, String), crate::secret_store::SecretValues>,
+    /// The Xero calls left in an organisation, by the Xero Secret (namespace, name) and the
+    /// tenant id, so that many datasets on one organisation do not spend its minute on asking.
+    pub(super) xero_allowances: Memo<(String, String, String), XeroAllowance>,
     /// Identifies the endpoint configuration: the chain is checked again when it changes.
     configuration: u64,
     /// The namespaces whose XeroDatasets may use the operator's own Power BI identity.
@@ -170,10 +173,11 @@ impl Services {
                 retry.clone(),
                 secrets.clone(),
             )?,
-            connections: XeroConnections::new(http, &urls.xero_api, retry)?,
+            xero_api: XeroApi::new(http, &urls.xero_api, retry)?,
             secrets,
             datasources: Memo::new(std::time::Duration::from_secs(6 * 3600)),
             powerbi_secrets: Memo::new(std::time::Duration::from_secs(300)),
+            xero_allowances: Memo::new(std::time::Duration::from_secs(60)),
             identity_offer: IdentityOffer::Nobody,
             configuration: fnv1a(
                 [

@@ -1,11 +1,11 @@
 //! Xero: the refresh-token exchange, refresh-token rotation through the Secret, and
-//! connections (organisation to tenant).
+//! the API: connections (organisation to tenant) and the organisation's call allowance.
 
-mod connections;
+mod api;
 mod exchange;
 mod rotation;
 
-pub use connections::{XeroConnection, XeroConnections, find_organisation};
+pub use api::{XeroAllowance, XeroApi, XeroConnection, find_organisation};
 pub use exchange::{XeroTokenEndpoint, XeroTokens};
 pub use rotation::{
     BeforeSecretWrite, EXCHANGE_STARTED_ANNOTATION, ExchangeObserver, ROTATED_AT_ANNOTATION,

@@ -80,10 +80,23 @@ pub struct SimConfig {
     pub history_retention: usize,
     /// Xero's app-wide limit on API calls per minute, across all organisations (documented:
     /// 10,000). Answered with 429, `Retry-After` and `X-Rate-Limit-Problem: appminute`; every
-    /// answer carries `X-AppMinLimit-Remaining`. The per-organisation limits (60 a minute, 5,000
-    /// a day) apply to calls naming a tenant, which the simulated API (`/connections`) has none
-    /// of.
+    /// answer carries `X-AppMinLimit-Remaining`.
     pub xero_app_calls_per_minute: u32,
+    /// Xero's limit on calls per minute for one app in one organisation, on calls naming a
+    /// tenant (documented: 60). Answered with 429, `Retry-After` and `X-Rate-Limit-Problem:
+    /// minute`; every answer carries `X-MinLimit-Remaining`.
+    pub xero_organisation_calls_per_minute: u32,
+    /// Xero's limit on calls per day for one app in one organisation (documented: 5,000; 1,000
+    /// for Starter-tier apps by third-party reports). Counted in fixed 24-hour windows that
+    /// start at the first call (Xero says only that windows are fixed and reset at a different
+    /// time for each tenant). `X-Rate-Limit-Problem: day`; `X-DayLimit-Remaining` on every
+    /// answer.
+    pub xero_organisation_calls_per_day: u32,
+    /// The Xero API calls a refresh of a dataset with a Xero datasource makes, counted against
+    /// the app's day in the organisation when it ends; a refresh that finds too few left fails
+    /// as the connector would on a 429 (how many calls Power BI's Xero connector makes, that it
+    /// paces itself within the minute limits, and how it reports a 429 are UNCONFIRMED).
+    pub xero_calls_per_refresh: u32,
     /// Per-principal request limit for the Power BI and Xero APIs; off when absent.
     pub rate_limit: Option<RateLimit>,
     /// Host used in `@odata.context` values, as the live service sends them.
@@ -121,6 +134,9 @@ impl Default for SimConfig {
             require_content_length: true,
             history_retention: 60,
             xero_app_calls_per_minute: 10_000,
+            xero_organisation_calls_per_minute: 60,
+            xero_organisation_calls_per_day: 5_000,
+            xero_calls_per_refresh: 20,
             rate_limit: None,
             odata_context_host: "https://wabi-north-europe-redirect.analysis.windows.net"
                 .to_owned(),

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::clock::VirtualClock;
 use crate::error::Error;
-use crate::seed::{RateLimit, Seed, SimConfig};
+use crate::seed::{Seed, SimConfig};
 
 pub mod entra;
 pub mod powerbi;
@@ -16,7 +16,7 @@ pub mod xero;
 use entra::{EntraState, owner_name};
 use powerbi::{Outcome, PowerBiState, Refresh, RefreshRejection};
 use traffic::{ServedRequest, Traffic};
-use xero::XeroState;
+use xero::{CallsLeft, XeroLimit, XeroState, count_calls, count_refresh_calls};
 
 /// Everything the simulator holds. One lock guards it; service code never awaits.
 #[derive(Debug)]
@@ -81,7 +81,11 @@ impl World {
     /// refresh's end depends on Xero's state, which is why this lives here.
     pub fn settle(&mut self) {
         let now = self.clock.now();
-        self.powerbi.settle(now, &self.xero, &self.config);
+        let (traffic, config) = (&mut self.traffic, &self.config);
+        self.powerbi
+            .settle(now, &self.xero, config, &mut |caller, at| {
+                count_refresh_calls(traffic, config, caller, at)
+            });
     }
 
     /// Starts a refresh if the service would: one at a time, within the daily quota.
@@ -114,16 +118,22 @@ impl World {
             .rate_limited(principal, self.config.rate_limit, now)
     }
 
-    /// Counts a Xero API call of the app `client_id` against Xero's app-wide minute limit: the
-    /// calls left this minute, or the seconds to wait.
-    pub fn xero_app_call(&mut self, client_id: &str) -> Result<u32, u64> {
+    /// Counts a Xero API call of the app `client_id` (in the organisation `tenant_id` when it
+    /// names one) against Xero's limits: the calls left, or the limit with too few left and
+    /// the seconds until its window ends.
+    pub fn xero_call(
+        &mut self,
+        client_id: &str,
+        tenant_id: Option<&str>,
+    ) -> Result<CallsLeft, (XeroLimit, u64)> {
         let now = self.clock.now();
-        let limit = RateLimit {
-            requests: self.config.xero_app_calls_per_minute,
-            window_seconds: 60,
-        };
-        self.traffic
-            .take(&format!("xero-app:{client_id}"), limit, now)
+        count_calls(
+            &mut self.traffic,
+            &self.config,
+            (client_id, tenant_id),
+            1,
+            now,
+        )
     }
 
     /// Appends a served request to the log, stamped with the virtual time.

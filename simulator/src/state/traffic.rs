@@ -125,23 +125,46 @@ impl Traffic {
     /// Counts one call against `limit` in the fixed window of `key`: the calls left in the
     /// window, or the seconds until it ends when none are left (the call is then not counted).
     pub fn take(&mut self, key: &str, limit: RateLimit, now: Timestamp) -> Result<u32, u64> {
-        let window = secs(limit.window_seconds.max(1));
-        let entry = self.rate_windows.entry(key.to_owned()).or_insert((now, 0));
-        let window_end = entry.0.checked_add(window).unwrap_or(Timestamp::MAX);
-        if now >= window_end {
-            *entry = (now, 0);
+        self.take_many(&[(key.to_owned(), limit)], 1, now)
+            .map(|left| left[0])
+            .map_err(|(_, wait)| wait)
+    }
+
+    /// Counts `calls` calls against every window in `windows` at once, or none when one has
+    /// fewer left: the calls left in each window, or the index of the first window without room
+    /// and the seconds until it ends. A window starts with the first call counted in it, so
+    /// each key's windows reset at their own times (as Xero's per-tenant windows do).
+    pub fn take_many(
+        &mut self,
+        windows: &[(String, RateLimit)],
+        calls: u32,
+        now: Timestamp,
+    ) -> Result<Vec<u32>, (usize, u64)> {
+        for (index, (key, limit)) in windows.iter().enumerate() {
+            let length = secs(limit.window_seconds.max(1));
+            let entry = self.rate_windows.entry(key.clone()).or_insert((now, 0));
+            let window_end = entry.0.checked_add(length).unwrap_or(Timestamp::MAX);
+            if now >= window_end {
+                *entry = (now, 0);
+            }
+            if limit.requests.saturating_sub(entry.1) < calls {
+                let left = entry
+                    .0
+                    .checked_add(length)
+                    .unwrap_or(Timestamp::MAX)
+                    .duration_since(now);
+                let secs = left.as_secs() + i64::from(left.subsec_nanos() > 0);
+                return Err((index, u64::try_from(secs.max(1)).unwrap_or(1)));
+            }
         }
-        if entry.1 >= limit.requests {
-            let left = entry
-                .0
-                .checked_add(window)
-                .unwrap_or(Timestamp::MAX)
-                .duration_since(now);
-            let secs = left.as_secs() + i64::from(left.subsec_nanos() > 0);
-            return Err(u64::try_from(secs.max(1)).unwrap_or(1));
-        }
-        entry.1 += 1;
-        Ok(limit.requests - entry.1)
+        Ok(windows
+            .iter()
+            .map(|(key, limit)| {
+                let entry = self.rate_windows.entry(key.clone()).or_insert((now, 0));
+                entry.1 += calls;
+                limit.requests - entry.1
+            })
+            .collect())
     }
 
     /// The stored faults, oldest first.

@@ -7,11 +7,12 @@ use serde_json::{Value, json};
 
 use crate::http::{SimRequest, SimResponse};
 use crate::state::World;
+use crate::state::xero::XeroLimit;
 use crate::state::xero::xero_date;
-use crate::xero::response::problem;
+use crate::xero::response::{problem, too_many_requests, with_calls_left};
 
 /// Resolves the bearer token of an api.xero.com request to its grant, or the 401 Xero sends.
-fn bearer_grant(world: &World, req: &SimRequest) -> Result<usize, SimResponse> {
+pub(super) fn bearer_grant(world: &World, req: &SimRequest) -> Result<usize, SimResponse> {
     let unauthorized = |detail: &str| {
         problem(StatusCode::UNAUTHORIZED, "Unauthorized", detail)
             .with_header("www-authenticate", "Bearer")
@@ -46,29 +47,12 @@ pub fn connections(world: &mut World, req: &SimRequest) -> SimResponse {
         Err(response) => return response,
     };
     let client_id = world.xero.grants.get(grant).client_id.clone();
-    let app_calls_left = match world.xero_app_call(&client_id) {
+    let calls_left = match world.xero_call(&client_id, None) {
         Ok(left) => left,
-        Err(retry) => {
-            return problem(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too Many Requests",
-                "Rate limit exceeded",
-            )
-            .with_header("retry-after", &retry.to_string())
-            .with_header("x-rate-limit-problem", "appminute")
-            .with_header("x-appminlimit-remaining", "0")
-            .with_principal(client_id);
-        }
+        Err((limit, wait)) => return too_many_requests(limit, wait, client_id),
     };
     if let Some(retry) = world.rate_limited(&client_id) {
-        return problem(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too Many Requests",
-            "Rate limit exceeded",
-        )
-        .with_header("retry-after", &retry.to_string())
-        .with_header("x-rate-limit-problem", "minute")
-        .with_principal(client_id);
+        return too_many_requests(XeroLimit::Minute, retry, client_id);
     }
     let filter = req.query_param("authEventId");
     let list: Vec<Value> = world
@@ -92,9 +76,11 @@ pub fn connections(world: &mut World, req: &SimRequest) -> SimResponse {
             })
         })
         .collect();
-    SimResponse::json_with_type(StatusCode::OK, &Value::Array(list), "application/json")
-        .with_header("x-appminlimit-remaining", &app_calls_left.to_string())
-        .with_principal(client_id)
+    with_calls_left(
+        SimResponse::json_with_type(StatusCode::OK, &Value::Array(list), "application/json"),
+        calls_left,
+    )
+    .with_principal(client_id)
 }
 
 /// `DELETE /connections/{id}`: disconnects one tenant from the app.

@@ -33,20 +33,38 @@ pub fn credential_error(problem: TokenProblem) -> String {
             "The credentials provided for the Xero source are invalid.",
         ),
     };
+    pbi_error(
+        code,
+        detail,
+        [
+            (
+                "Microsoft.Data.Mashup.CredentialError.DataSourceKind",
+                "Xero",
+            ),
+            (
+                "Microsoft.Data.Mashup.CredentialError.Reason",
+                "AccessUnauthorized",
+            ),
+        ],
+    )
+}
+
+/// A refresh error in the `pbi.error` envelope: the code, the underlying message and details
+/// naming the data source.
+pub fn pbi_error(code: &str, message: &str, details: [(&str, &str); 2]) -> String {
+    let mut all = vec![
+        json!({"code": "DM_ErrorDetailNameCode_UnderlyingErrorCode", "detail": {"type": 1, "value": "-2147467259"}}),
+        json!({"code": "DM_ErrorDetailNameCode_UnderlyingErrorMessage", "detail": {"type": 1, "value": message}}),
+    ];
+    all.extend(
+        details
+            .iter()
+            .map(|(name, value)| json!({"code": name, "detail": {"type": 1, "value": value}})),
+    );
     json!({
         "error": {
             "code": code,
-            "pbi.error": {
-                "code": code,
-                "parameters": {},
-                "details": [
-                    {"code": "DM_ErrorDetailNameCode_UnderlyingErrorCode", "detail": {"type": 1, "value": "-2147467259"}},
-                    {"code": "DM_ErrorDetailNameCode_UnderlyingErrorMessage", "detail": {"type": 1, "value": detail}},
-                    {"code": "Microsoft.Data.Mashup.CredentialError.DataSourceKind", "detail": {"type": 1, "value": "Xero"}},
-                    {"code": "Microsoft.Data.Mashup.CredentialError.Reason", "detail": {"type": 1, "value": "AccessUnauthorized"}}
-                ],
-                "exceptionCulprit": 1
-            }
+            "pbi.error": {"code": code, "parameters": {}, "details": all, "exceptionCulprit": 1}
         }
     })
     .to_string()

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::clock::secs;
 use crate::seed::{Capacity, DatasetSeed, DatasourceSeed, RefreshSeed, ScheduleSeed, SimConfig};
 use crate::state::powerbi::credential::Credential;
-use crate::state::powerbi::refresh::{Outcome, Refresh};
+use crate::state::powerbi::refresh::{CountXeroCalls, Outcome, Refresh};
 use crate::state::powerbi::schedule::{RefreshSchedule, canonical_day, valid_time};
 use crate::state::xero::{TokenProblem, XeroState};
 use crate::tokens::fingerprint;
@@ -102,13 +102,19 @@ impl Dataset {
 
     /// Ends every refresh whose run time has passed, counting failures and switching the
     /// schedule off after too many, as the service would have meanwhile.
-    pub fn settle(&mut self, now: Timestamp, xero: &XeroState, config: &SimConfig) {
+    pub fn settle(
+        &mut self,
+        now: Timestamp,
+        xero: &XeroState,
+        config: &SimConfig,
+        count_calls: &mut CountXeroCalls<'_>,
+    ) {
         for i in 0..self.refreshes.len() {
             let refresh = &self.refreshes[i];
             if refresh.end.is_some() || refresh.ends_at > now {
                 continue;
             }
-            let error = refresh.error(xero);
+            let error = refresh.error(xero, count_calls);
             let refresh = &mut self.refreshes[i];
             refresh.end = Some(refresh.ends_at);
             let counted = refresh.refresh_type == "Scheduled"

@@ -16,7 +16,7 @@ mod schedule;
 
 pub use credential::Credential;
 pub use dataset::{Dataset, Workspace};
-pub use refresh::{Outcome, Refresh, RefreshRejection};
+pub use refresh::{CountXeroCalls, Outcome, Refresh, RefreshRejection};
 pub use schedule::ScheduleRules;
 
 /// The tenant's workspaces.
@@ -64,14 +64,21 @@ impl PowerBiState {
         })
     }
 
-    /// Ends every refresh whose run time has passed.
-    pub fn settle(&mut self, now: Timestamp, xero: &XeroState, config: &SimConfig) {
+    /// Ends every refresh whose run time has passed, counting the Xero calls of those that
+    /// get that far.
+    pub fn settle(
+        &mut self,
+        now: Timestamp,
+        xero: &XeroState,
+        config: &SimConfig,
+        count_calls: &mut CountXeroCalls<'_>,
+    ) {
         for dataset in self
             .workspaces
             .iter_mut()
             .flat_map(|w| w.datasets.iter_mut())
         {
-            dataset.settle(now, xero, config);
+            dataset.settle(now, xero, config, count_calls);
         }
     }
 

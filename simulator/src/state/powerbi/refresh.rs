@@ -6,8 +6,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::seed::DailyLimitWindow;
-use crate::state::powerbi::credential::{Credential, credential_error};
+use crate::state::powerbi::credential::{Credential, credential_error, pbi_error};
 use crate::state::xero::{TokenProblem, XeroState};
+
+/// Counts the Xero API calls a refresh makes in an organisation (the app's client id and the
+/// tenant id) when it ends at the given time; false when a limit has too few left.
+pub type CountXeroCalls<'a> = dyn FnMut((&str, &str), Timestamp) -> bool + 'a;
 
 /// How a refresh will end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,8 +81,10 @@ impl Refresh {
         self.refresh_type != "OnDemand" && in_quota_window(self.start, now, window)
     }
 
-    /// The `serviceExceptionJson` the refresh ends with, or `None` when it succeeds.
-    pub fn error(&self, xero: &XeroState) -> Option<String> {
+    /// The `serviceExceptionJson` the refresh ends with, or `None` when it succeeds. A refresh
+    /// whose credentials work makes its Xero calls, which fail when Xero's limits for the app
+    /// in the organisation have too few left.
+    pub fn error(&self, xero: &XeroState, count_calls: &mut CountXeroCalls<'_>) -> Option<String> {
         match self.outcome {
             Outcome::Completed => return None,
             Outcome::Failed => {
@@ -112,8 +118,37 @@ impl Refresh {
                 return Some(credential_error(problem));
             }
         }
+        for (tenant, credential) in &self.snapshot {
+            let token = credential.as_ref().and_then(|c| c.access_token.as_deref());
+            let (Some(tenant), Some(token)) = (tenant, token) else {
+                continue;
+            };
+            let Some(client_id) = xero.access_token_client(token) else {
+                continue;
+            };
+            if !count_calls((client_id, tenant), self.ends_at) {
+                return Some(throttled_error());
+            }
+        }
         None
     }
+}
+
+/// The error of a refresh that ran into one of Xero's limits: the connector's data access
+/// error around Xero's 429 (the shape and wording Power BI reports are UNCONFIRMED; the
+/// limit itself is not visible to the refresh, as `X-Rate-Limit-Problem` is a header).
+fn throttled_error() -> String {
+    pbi_error(
+        "DM_GWPipeline_Gateway_MashupDataAccessError",
+        "Web.Contents failed to get contents from 'https://api.xero.com/api.xro/2.0/Invoices' (429): Too Many Requests",
+        [
+            ("Microsoft.Data.Mashup.ValueError.DataSourceKind", "Xero"),
+            (
+                "Microsoft.Data.Mashup.ValueError.Reason",
+                "DataSource.Error",
+            ),
+        ],
+    )
 }
 
 fn in_quota_window(start: Timestamp, now: Timestamp, window: DailyLimitWindow) -> bool {

@@ -8,8 +8,10 @@ use uuid::Uuid;
 use crate::seed::{SimConfig, XeroAppSeed, XeroSeed};
 
 mod grants;
+mod limits;
 
 pub use grants::{AuthCode, Grant, Grants};
+pub use limits::{CallsLeft, XeroLimit, count_calls, count_refresh_calls};
 
 const DEFAULT_SCOPE: &str = "openid profile email offline_access accounting.settings.read accounting.transactions.read accounting.reports.read accounting.contacts.read";
 
@@ -192,8 +194,13 @@ impl XeroState {
         grant
     }
 
-    /// Whether an access token gives access to a tenant (any connected tenant when `None`)
-    /// at a given time.
+    /// The client id of the app an access token was issued to.
+    pub fn access_token_client(&self, token: &str) -> Option<&str> {
+        let record = self.grants.access_token(token)?;
+        Some(self.grants.get(record.grant).client_id.as_str())
+    }
+
+    /// Whether `token` gives access to `tenant` (any connected tenant when `None`) at `at`.
     pub fn access_token_problem(
         &self,
         token: &str,

@@ -1,8 +1,8 @@
-//! Xero connections: which organisations (tenants) a user's token reaches, and the one named in
-//! a XeroDataset.
+//! api.xero.com: which organisations (tenants) a user's token reaches, the one named in a
+//! XeroDataset, and what Xero's limits leave of the app's calls in it.
 
 use jiff::Timestamp;
-use reqwest::header::ACCEPT;
+use reqwest::header::{ACCEPT, HeaderMap};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
@@ -20,6 +20,40 @@ const CALL: Call = Call {
     operation: "GetConnections",
     idempotent: true,
 };
+
+const ORGANISATION_CALL: Call = Call {
+    service: Service::Xero,
+    operation: "GetOrganisation",
+    idempotent: true,
+};
+
+/// What Xero's limits leave of the app's calls in one organisation, as the headers of a call
+/// naming it tell (absent when Xero sends none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct XeroAllowance {
+    /// `X-DayLimit-Remaining`: calls left today in the organisation.
+    pub day: Option<u32>,
+    /// `X-MinLimit-Remaining`: calls left this minute in the organisation.
+    pub minute: Option<u32>,
+    /// `X-AppMinLimit-Remaining`: calls left this minute across all organisations.
+    pub app_minute: Option<u32>,
+}
+
+impl XeroAllowance {
+    fn from_headers(headers: &HeaderMap) -> Self {
+        let read = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.trim().parse().ok())
+        };
+        Self {
+            day: read("x-daylimit-remaining"),
+            minute: read("x-minlimit-remaining"),
+            app_minute: read("x-appminlimit-remaining"),
+        }
+    }
+}
 
 /// One tenant the user connected to the app.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -90,15 +124,17 @@ pub fn find_organisation<'a>(
     }
 }
 
-/// The Xero API's connections endpoint (`{api}/connections`).
+/// The Xero API: its connections endpoint (`{api}/connections`) and the Accounting API's
+/// organisation (`{api}/api.xro/2.0/Organisation`).
 #[derive(Debug, Clone)]
-pub struct XeroConnections {
+pub struct XeroApi {
     http: reqwest::Client,
     url: Url,
+    organisation_url: Url,
     retry: RetryPolicy,
 }
 
-impl XeroConnections {
+impl XeroApi {
     /// The endpoint of the API at `api_url` (`https://api.xero.com/`).
     pub fn new(
         http: reqwest::Client,
@@ -108,6 +144,7 @@ impl XeroConnections {
         Ok(Self {
             http,
             url: join(api_url, &["connections"])?,
+            organisation_url: join(api_url, &["api.xro", "2.0", "Organisation"])?,
             retry,
         })
     }
@@ -125,7 +162,7 @@ impl XeroConnections {
         })
         .await?;
         if !answer.status.is_success() {
-            return Err(error_of(&answer));
+            return Err(error_of(CALL, &answer));
         }
         from_service_json(&answer.body).map_err(|error| {
             ClientError::new(
@@ -149,6 +186,29 @@ impl XeroConnections {
         let connections = self.list(access_token).await?;
         find_organisation(&connections, organisation).cloned()
     }
+
+    /// What Xero's limits leave of the app's calls in the organisation `tenant_id`, read from
+    /// the cheapest call that names it (`GET Organisation`, scope `accounting.settings.read`).
+    /// A limit with nothing left is a `Throttled` error with Xero's `Retry-After`, which says
+    /// when a refresh could read the organisation again.
+    pub async fn allowance(
+        &self,
+        access_token: &SecretString,
+        tenant_id: &str,
+    ) -> Result<XeroAllowance, ClientError> {
+        let answer = send_with_retry(&self.retry, ORGANISATION_CALL, || {
+            self.http
+                .get(self.organisation_url.clone())
+                .bearer_auth(access_token.expose())
+                .header("xero-tenant-id", tenant_id)
+                .header(ACCEPT, "application/json")
+        })
+        .await?;
+        if !answer.status.is_success() {
+            return Err(error_of(ORGANISATION_CALL, &answer));
+        }
+        Ok(XeroAllowance::from_headers(&answer.headers))
+    }
 }
 
 /// Xero's problem body: `{"Title":…,"Status":401,"Detail":"TokenExpired: token expired at …"}`.
@@ -158,7 +218,7 @@ struct Problem {
     detail: Option<String>,
 }
 
-fn error_of(answer: &Answer) -> ClientError {
+fn error_of(call: Call, answer: &Answer) -> ClientError {
     let problem: Problem = from_service_json(&answer.body).unwrap_or_default();
     let rate_limit = answer
         .headers
@@ -166,10 +226,10 @@ fn error_of(answer: &Answer) -> ClientError {
         .and_then(|value| value.to_str().ok())
         .filter(|_| answer.status == StatusCode::TOO_MANY_REQUESTS);
     let detail = match rate_limit {
-        Some(limit) => Some(format!("rate limit {limit}")),
+        Some(limit) => Some(limit_text(limit)),
         None => problem.detail.clone().or(problem.title.clone()),
     };
-    let error = status_error(CALL, answer, detail.as_deref());
+    let error = status_error(call, answer, detail.as_deref());
     let expired = answer.status == StatusCode::UNAUTHORIZED
         && problem
             .detail
@@ -182,10 +242,21 @@ fn error_of(answer: &Answer) -> ClientError {
     }
 }
 
+/// Which of Xero's limits `X-Rate-Limit-Problem` names, in words (compared case-insensitively;
+/// older answers said `Daily` and `Minute`).
+fn limit_text(problem: &str) -> String {
+    match problem.trim().to_ascii_lowercase().as_str() {
+        "day" | "daily" => "the app's calls for the day in this organisation are used up".into(),
+        "minute" => "the app's calls for the minute in this organisation are used up".into(),
+        "appminute" => "the app's calls for the minute across all organisations are used up".into(),
+        "concurrent" => "too many of the app's calls are in flight in this organisation".into(),
+        other => format!("Xero's {} limit was reached", truncate(other, 40)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderMap;
 
     fn connections() -> Vec<XeroConnection> {
         from_service_json(
@@ -233,6 +304,26 @@ mod tests {
     }
 
     #[test]
+    fn each_limit_is_named_in_words_and_the_allowance_read_from_the_headers() {
+        assert!(limit_text("Daily").contains("for the day in this organisation"));
+        assert!(limit_text("day").contains("for the day"));
+        assert!(limit_text("minute").contains("for the minute in this organisation"));
+        assert!(limit_text("appminute").contains("across all organisations"));
+        assert_eq!(limit_text(" Burst "), "Xero's burst limit was reached");
+        let mut headers = HeaderMap::new();
+        headers.insert("x-daylimit-remaining", "4999".parse().unwrap());
+        headers.insert("x-minlimit-remaining", " 59 ".parse().unwrap());
+        assert_eq!(
+            XeroAllowance::from_headers(&headers),
+            XeroAllowance {
+                day: Some(4999),
+                minute: Some(59),
+                app_minute: None
+            }
+        );
+    }
+
+    #[test]
     fn expired_tokens_are_told_apart() {
         let answer = |status: u16, body: &str| Answer {
             status: StatusCode::from_u16(status).unwrap(),
@@ -240,15 +331,21 @@ mod tests {
             body: body.as_bytes().to_vec(),
             request_id: None,
         };
-        let expired = error_of(&answer(
-            401,
-            r#"{"Type":null,"Title":"Unauthorized","Status":401,"Detail":"TokenExpired: token expired at 01/01/2024 00:00:00","Instance":"x","Extensions":{}}"#,
-        ));
+        let expired = error_of(
+            CALL,
+            &answer(
+                401,
+                r#"{"Type":null,"Title":"Unauthorized","Status":401,"Detail":"TokenExpired: token expired at 01/01/2024 00:00:00","Instance":"x","Extensions":{}}"#,
+            ),
+        );
         assert_eq!(expired.category(), ErrorCategory::TokenExpired);
-        let forbidden = error_of(&answer(
-            403,
-            r#"{"title":"Forbidden","detail":"AuthenticationUnsuccessful"}"#,
-        ));
+        let forbidden = error_of(
+            CALL,
+            &answer(
+                403,
+                r#"{"title":"Forbidden","detail":"AuthenticationUnsuccessful"}"#,
+            ),
+        );
         assert_eq!(forbidden.category(), ErrorCategory::Forbidden);
         assert!(forbidden.message().contains("AuthenticationUnsuccessful"));
     }
