@@ -23,6 +23,7 @@ use crate::metrics::Metrics;
 use crate::reconcile::model::{Hints, Outcome, Timing};
 use crate::reconcile::status::{EventSpec, Severity, build_status};
 use crate::reconcile::{Services, reconcile_dataset};
+use crate::secret_store::SecretScope;
 use crate::server::Readiness;
 use crate::xero::{EXCHANGE_STARTED_ANNOTATION, ROTATED_AT_ANNOTATION, exchange_unfinished};
 
@@ -413,16 +414,11 @@ pub async fn run_controller(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    let (datasets, secrets) = match &namespace {
-        Some(ns) => (
-            Api::<XeroDataset>::namespaced(client.clone(), ns),
-            Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), ns),
-        ),
-        None => (
-            Api::<XeroDataset>::all(client.clone()),
-            Api::<PartialObjectMeta<Secret>>::all(client.clone()),
-        ),
+    let datasets = match &namespace {
+        Some(ns) => Api::<XeroDataset>::namespaced(client.clone(), ns),
+        None => Api::<XeroDataset>::all(client.clone()),
     };
+    let secrets = secret_watches(&client, namespace.as_deref(), ctx.services.secrets.scope());
     let (reader, writer) = reflector::store();
     // Spec and annotation changes only: the operator's own status writes do not come back as work.
     // A label selector splits the XeroDatasets of a cluster between operator Deployments
@@ -444,8 +440,15 @@ pub async fn run_controller(
             Default::default(),
         );
     let events_ctx = ctx.clone();
-    let secret_changes = watcher(secrets, watcher::Config::default().any_semantic())
-        .default_backoff()
+    let secret_watches = secrets.into_iter().map(|api| {
+        watcher(api, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .boxed()
+    });
+    // Never ending, also without a Secret watch: an ended trigger stream must not look like a
+    // stopped controller.
+    let secret_changes = futures::stream::select_all(secret_watches)
+        .chain(futures::stream::pending())
         .filter_map(move |event| {
             let change = match event {
                 Ok(event) => events_ctx.secret_event(event).map(Ok),
@@ -468,6 +471,24 @@ pub async fn run_controller(
             }
         })
         .await;
+}
+
+/// The Secret metadata watches of the controller of `namespace` (all when `None`): that
+/// namespace, or with every namespace watched the namespaces whose Secrets the operator may
+/// read (cluster-wide only when it may read them all; none when none opted in).
+fn secret_watches(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    scope: &SecretScope,
+) -> Vec<Api<PartialObjectMeta<Secret>>> {
+    match (namespace, scope) {
+        (Some(ns), _) => vec![Api::namespaced(client.clone(), ns)],
+        (None, SecretScope::Everywhere) => vec![Api::all(client.clone())],
+        (None, SecretScope::Namespaces(names)) => names
+            .iter()
+            .map(|ns| Api::namespaced(client.clone(), ns))
+            .collect(),
+    }
 }
 
 /// What the XeroDataset watch of `namespace` reports besides objects: deletions make the operator

@@ -52,8 +52,11 @@ pub enum ErrorCategory {
     SecretKeyMissing,
     /// A Secret's value has a shape no such credential has.
     SecretValueInvalid,
-    /// Reading or writing a Kubernetes Secret failed for another reason (API server unavailable,
-    /// RBAC).
+    /// The operator may not read or write Secrets in the namespace: it is not among the ones
+    /// that opted in (`--secret-namespaces`), or the API server refused (RBAC).
+    SecretForbidden,
+    /// Reading or writing a Kubernetes Secret failed for another reason (API server
+    /// unavailable).
     SecretAccessFailed,
     /// A configured endpoint URL is not acceptable.
     InvalidEndpoint,
@@ -83,6 +86,7 @@ impl ErrorCategory {
             Self::SecretNotFound => "SecretNotFound",
             Self::SecretKeyMissing => "SecretKeyMissing",
             Self::SecretValueInvalid => "SecretValueInvalid",
+            Self::SecretForbidden => "SecretForbidden",
             Self::SecretAccessFailed => "SecretAccessFailed",
             Self::InvalidEndpoint => "InvalidEndpoint",
         }

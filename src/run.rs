@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::reconcile::Services;
 use crate::reconcile::model::Timing;
 use crate::reconcile::services::IdentityOffer;
+use crate::secret_store::SecretScope;
 use crate::server::{Readiness, serve};
 
 /// Flags of `xero-operator run`; each one can also be set by its environment variable.
@@ -38,6 +39,13 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub workload_identity_namespaces: Vec<String>,
+    /// When the operator watches every namespace: the namespaces whose Secrets it may read and
+    /// watch (and patch, to store rotated refresh tokens), comma-separated; `*` for every
+    /// namespace (cluster-wide Secret access). None by default: a XeroDataset elsewhere is
+    /// refused with SecretForbidden. With `--watch-namespaces`, Secrets are read in the watched
+    /// namespaces and this flag must be empty.
+    #[arg(long, env = "XERO_OPERATOR_SECRET_NAMESPACES", value_delimiter = ',')]
+    pub secret_namespaces: Vec<String>,
     /// Only XeroDatasets whose labels match this selector (for example `shard=a`), so that
     /// several operator Deployments can split a cluster's objects; all when empty.
     #[arg(long, env = "XERO_OPERATOR_WATCH_LABEL_SELECTOR")]
@@ -126,6 +134,8 @@ pub enum RunError {
     Server(#[source] std::io::Error),
     #[error("lost the leader lease; exiting so that a new leader can take over")]
     LostLeadership,
+    #[error("{0}")]
+    Flags(String),
 }
 
 /// Runs the operator until SIGTERM or SIGINT.
@@ -206,12 +216,33 @@ async fn check_crd(client: &Client, args: &RunArgs) -> Result<(), RunError> {
         .map_err(RunError::CrdMissing)
 }
 
+/// The namespaces whose Secrets the operator reads: the watched ones, or with every namespace
+/// watched the ones `--secret-namespaces` grants.
+fn secret_scope(args: &RunArgs) -> Result<SecretScope, RunError> {
+    let given = args
+        .secret_namespaces
+        .iter()
+        .any(|ns| !ns.trim().is_empty());
+    if args.watch_namespaces.is_empty() {
+        Ok(SecretScope::from_flag(&args.secret_namespaces))
+    } else if given {
+        Err(RunError::Flags(
+            "--secret-namespaces applies only when the operator watches every namespace; with --watch-namespaces it reads Secrets in the watched namespaces".into(),
+        ))
+    } else {
+        Ok(SecretScope::Namespaces(
+            args.watch_namespaces.iter().cloned().collect(),
+        ))
+    }
+}
+
 /// What every reconcile shares, from the flags.
 fn context(client: Client, args: &RunArgs, metrics: Arc<Metrics>) -> Result<Context, RunError> {
-    let services = Services::new(client.clone(), &args.endpoints)
-        .map_err(RunError::Endpoints)?
-        .count_exchanges_in(metrics.clone())
-        .offering_identity_to(IdentityOffer::from_flag(&args.workload_identity_namespaces));
+    let services =
+        Services::reading_secrets_in(client.clone(), &args.endpoints, secret_scope(args)?)
+            .map_err(RunError::Endpoints)?
+            .count_exchanges_in(metrics.clone())
+            .offering_identity_to(IdentityOffer::from_flag(&args.workload_identity_namespaces));
     let timing = Timing {
         resync_interval: args.resync_interval,
         poll_interval: args.refresh_poll_interval,

@@ -191,21 +191,88 @@ pub trait SecretAccess: Send + Sync {
     ) -> impl Future<Output = Result<String, ClientError>> + Send;
 }
 
+/// The namespaces whose Secrets the operator may read and write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SecretScope {
+    /// Every namespace: the operator watches some namespaces and has a Role in each, or was
+    /// given cluster-wide Secret access (`*`).
+    #[default]
+    Everywhere,
+    /// Only these, whose Secrets the operator was granted (none when empty).
+    Namespaces(BTreeSet<String>),
+}
+
+impl SecretScope {
+    /// The scope of the `--secret-namespaces` values: `*` for every namespace, else the names
+    /// given (none when there are none).
+    pub fn from_flag(values: &[String]) -> Self {
+        let names: BTreeSet<String> = values
+            .iter()
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+            .collect();
+        if names.contains("*") {
+            Self::Everywhere
+        } else {
+            Self::Namespaces(names)
+        }
+    }
+
+    /// Whether Secrets in `namespace` may be read.
+    pub fn allows(&self, namespace: &str) -> bool {
+        match self {
+            Self::Everywhere => true,
+            Self::Namespaces(names) => names.contains(namespace),
+        }
+    }
+}
+
 /// Secrets on the Kubernetes API.
 #[derive(Clone)]
 pub struct SecretStore {
     client: kube::Client,
+    scope: std::sync::Arc<SecretScope>,
 }
 
 impl SecretStore {
-    /// A store using `client` (which needs get and patch on Secrets).
+    /// A store using `client` (which needs get and patch on Secrets) in every namespace.
     pub fn new(client: kube::Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            scope: std::sync::Arc::new(SecretScope::Everywhere),
+        }
+    }
+
+    /// The same store, refusing Secrets outside `scope` without asking the API server.
+    pub fn limited_to(self, scope: SecretScope) -> Self {
+        Self {
+            scope: std::sync::Arc::new(scope),
+            ..self
+        }
+    }
+
+    /// The namespaces whose Secrets it may read.
+    pub fn scope(&self) -> &SecretScope {
+        &self.scope
+    }
+
+    fn check_scope(&self, action: &str, namespace: &str, name: &str) -> Result<(), ClientError> {
+        if self.scope.allows(namespace) {
+            return Ok(());
+        }
+        Err(ClientError::new(
+            Service::Kubernetes,
+            ErrorCategory::SecretForbidden,
+            format!(
+                "the operator may not {action} Secret {namespace}/{name}: namespace {namespace} has not opted in to Secret access (the chart's rbac.secretNamespaces, the operator's --secret-namespaces)"
+            ),
+        ))
     }
 }
 
 impl SecretAccess for SecretStore {
     async fn read(&self, namespace: &str, name: &str) -> Result<SecretValues, ClientError> {
+        self.check_scope("read", namespace, name)?;
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let secret = api
             .get_opt(name)
@@ -242,6 +309,7 @@ impl SecretAccess for SecretStore {
         name: &str,
         write: SecretWrite<'_>,
     ) -> Result<String, ClientError> {
+        self.check_scope("write", namespace, name)?;
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         // An encoding failure must fail the write: a null in a merge patch would delete the key.
         let data = write
@@ -301,6 +369,14 @@ fn kube_error(action: &str, namespace: &str, name: &str, error: &kube::Error) ->
             format!("Secret {namespace}/{name} changed since it was read"),
         )
         .with_http_status(409),
+        kube::Error::Api(status) if status.code == 403 => ClientError::new(
+            Service::Kubernetes,
+            ErrorCategory::SecretForbidden,
+            format!(
+                "the API server does not let the operator {action} Secret {namespace}/{name} (403 Forbidden): its RBAC does not cover namespace {namespace}; add it to the chart's rbac.secretNamespaces"
+            ),
+        )
+        .with_http_status(403),
         kube::Error::Api(status) => ClientError::new(
             Service::Kubernetes,
             ErrorCategory::SecretAccessFailed,
@@ -345,6 +421,21 @@ mod tests {
             assert!(error.message().contains(key));
             assert!(!error.message().contains("id-value"));
         }
+    }
+
+    #[test]
+    fn secret_namespaces_opt_in_one_by_one_or_all_with_a_star() {
+        let flag = |values: &[&str]| {
+            SecretScope::from_flag(&values.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>())
+        };
+        let none = flag(&[]);
+        assert!(!none.allows("finance"));
+        assert!(!flag(&[" ", ""]).allows(""));
+        let some = flag(&["finance", " sales "]);
+        assert!(some.allows("finance") && some.allows("sales"));
+        assert!(!some.allows("kube-system"));
+        assert_eq!(flag(&["finance", "*"]), SecretScope::Everywhere);
+        assert!(SecretScope::Everywhere.allows("kube-system"));
     }
 }
 

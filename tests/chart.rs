@@ -234,20 +234,31 @@ fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// What the operator may do in each namespace it watches; nothing more.
-fn operator_grants() -> BTreeSet<String> {
+/// What the operator may do with XeroDatasets and Events; cluster-wide by default.
+fn dataset_grants() -> BTreeSet<String> {
     set(&[
         "xero-operator.dev/xerodatasets get",
         "xero-operator.dev/xerodatasets list",
         "xero-operator.dev/xerodatasets watch",
         "xero-operator.dev/xerodatasets/status patch",
+        "events.k8s.io/events create",
+        "events.k8s.io/events patch",
+    ])
+}
+
+/// What the operator may do with Secrets where it was granted them.
+fn secret_grants() -> BTreeSet<String> {
+    set(&[
         "/secrets get",
         "/secrets list",
         "/secrets watch",
         "/secrets patch",
-        "events.k8s.io/events create",
-        "events.k8s.io/events patch",
     ])
+}
+
+/// What the operator may do in each namespace it watches; nothing more.
+fn operator_grants() -> BTreeSet<String> {
+    dataset_grants().union(&secret_grants()).cloned().collect()
 }
 
 /// What leader election may do in the release namespace.
@@ -305,7 +316,9 @@ async fn chart_lints_clean_with_defaults_and_every_toggle_on() {
 async fn renders_the_expected_objects_with_defaults() {
     let objects = render(&[]).await;
     let expected: BTreeMap<String, usize> = [
-        ("ClusterRole", 3), // the operator's, and the aggregated view and edit roles
+        // The operator's, its Secret rules (bound nowhere by default), and the aggregated view
+        // and edit roles.
+        ("ClusterRole", 4),
         ("ClusterRoleBinding", 1),
         ("CustomResourceDefinition", 1),
         ("Deployment", 1),
@@ -647,18 +660,64 @@ async fn operator_accepts_the_configuration_the_chart_passes() {
 
 #[tokio::test]
 async fn rendered_rbac_is_least_privilege() {
-    // Defaults: one ClusterRole, bound to the operator; the Lease Role in the release namespace.
+    // Defaults: a ClusterRole for XeroDatasets and Events bound to the operator, the Secret
+    // rules in a ClusterRole bound nowhere; the Lease Role in the release namespace.
     let objects = render(&[]).await;
     assert_no_wildcards(&objects);
     assert_eq!(
         grants(find(&objects, "ClusterRole", FULLNAME)),
-        operator_grants()
+        dataset_grants()
     );
     let binding = find(&objects, "ClusterRoleBinding", FULLNAME);
     assert_eq!(binding["roleRef"]["name"], FULLNAME);
     assert_eq!(
         binding["subjects"],
         json!([{"kind": "ServiceAccount", "name": FULLNAME, "namespace": "ops"}])
+    );
+    let secrets_role = format!("{FULLNAME}-secrets");
+    assert_eq!(
+        grants(find(&objects, "ClusterRole", &secrets_role)),
+        secret_grants()
+    );
+    let bound_to_secrets = |objects: &[Value]| -> Vec<String> {
+        objects
+            .iter()
+            .filter(|o| o["roleRef"]["name"] == secrets_role.as_str())
+            .map(|o| format!("{} {}", kind_of(o), o["metadata"]["namespace"]))
+            .collect()
+    };
+    assert!(bound_to_secrets(&objects).is_empty(), "{objects:?}");
+    assert!(!env_vars(deployment(&objects)).contains_key("XERO_OPERATOR_SECRET_NAMESPACES"));
+
+    // Namespaces opt in to Secret access one by one; cluster-wide only when asked for.
+    let objects = render(&["--set", "rbac.secretNamespaces={finance,sales}"]).await;
+    assert_eq!(
+        bound_to_secrets(&objects),
+        ["RoleBinding \"finance\"", "RoleBinding \"sales\""]
+    );
+    assert_eq!(
+        env_vars(deployment(&objects))["XERO_OPERATOR_SECRET_NAMESPACES"],
+        "finance,sales"
+    );
+    let objects = render(&["--set", "rbac.clusterWideSecrets=true"]).await;
+    assert_eq!(bound_to_secrets(&objects), ["ClusterRoleBinding null"]);
+    assert_eq!(
+        env_vars(deployment(&objects))["XERO_OPERATOR_SECRET_NAMESPACES"],
+        "*"
+    );
+    let objects = render(&["--set", "rbac.secretNamespaces={finance}"]).await;
+    let objects_watching = render(&[
+        "--set",
+        "rbac.secretNamespaces={finance},watchNamespaces={sales}",
+    ])
+    .await;
+    assert_eq!(bound_to_secrets(&objects).len(), 1);
+    assert!(
+        bound_to_secrets(&objects_watching).is_empty(),
+        "watchNamespaces' Roles cover their Secrets; secretNamespaces is ignored"
+    );
+    assert!(
+        !env_vars(deployment(&objects_watching)).contains_key("XERO_OPERATOR_SECRET_NAMESPACES")
     );
     let lease_role = find(&objects, "Role", &format!("{FULLNAME}-leader-election"));
     assert_eq!(lease_role["metadata"]["namespace"], "ops");
@@ -1068,7 +1127,9 @@ async fn helm_install_creates_everything_and_the_service_account_has_exactly_its
         .expect("another namespace");
     let release = env.namespace.clone();
     let fullname = format!("{release}-xero-operator");
-    helm_install(&env, &release, &[]).await;
+    // Every namespace watched; Secrets only in the one that opted in.
+    let opted_in = format!("rbac.secretNamespaces={{{release}}}");
+    helm_install(&env, &release, &["--set", &opted_in]).await;
 
     let ns = env.namespace.as_str();
     let client = &env.client;
@@ -1121,7 +1182,6 @@ async fn helm_install_creates_everything_and_the_service_account_has_exactly_its
         secrets("list", ns),
         secrets("watch", ns),
         secrets("patch", ns),
-        secrets("get", &other),
         access("create", "events.k8s.io", "events", ns),
         access("patch", "events.k8s.io", "events", &other),
         lease("create", ns, None),
@@ -1129,6 +1189,14 @@ async fn helm_install_creates_everything_and_the_service_account_has_exactly_its
         lease("update", ns, Some("xero-operator")),
     ];
     let denied = [
+        secrets("get", &other),
+        secrets("list", &other),
+        secrets("patch", &other),
+        Access {
+            namespace: None,
+            ..secrets("list", ns)
+        },
+        secrets("get", "kube-system"),
         secrets("create", ns),
         secrets("delete", ns),
         secrets("update", ns),

@@ -24,18 +24,26 @@ fn refreshes_path() -> String {
 /// kubeconfig that authenticates as the chart's ServiceAccount (a TokenRequest token).
 async fn install_chart_and_use_its_service_account(s: &mut Scenario) {
     let ns = s.env.namespace.clone();
+    install_chart_as(s, "xo", &[format!("watchNamespaces={{{ns}}}")]).await;
+}
+
+/// Installs the chart as `release` into the scenario's namespace with `sets` (`--set` values)
+/// and writes a kubeconfig that authenticates as its ServiceAccount (a TokenRequest token).
+async fn install_chart_as(s: &mut Scenario, release: &str, sets: &[String]) {
+    let ns = s.env.namespace.clone();
+    let account = format!("{release}-xero-operator");
     let helm_home = tempfile::tempdir().expect("helm home");
     let output = tokio::process::Command::new(&s.env.plane.binaries().helm)
         .args([
             "install",
-            "xo",
+            release,
             CHART,
             "--namespace",
             &ns,
             "--set",
             "crds.install=false",
         ])
-        .args(["--set", &format!("watchNamespaces={{{ns}}}")])
+        .args(sets.iter().flat_map(|set| ["--set", set.as_str()]))
         .env("KUBECONFIG", s.env.plane.kubeconfig_path())
         .env("HELM_CACHE_HOME", helm_home.path().join("cache"))
         .env("HELM_CONFIG_HOME", helm_home.path().join("config"))
@@ -57,7 +65,7 @@ async fn install_chart_and_use_its_service_account(s: &mut Scenario) {
         ..TokenRequest::default()
     };
     let token = Api::<ServiceAccount>::namespaced(s.env.client.clone(), &ns)
-        .create_token_request("xo-xero-operator", &PostParams::default(), &request)
+        .create_token_request(&account, &PostParams::default(), &request)
         .await
         .expect("token for the chart's ServiceAccount")
         .status
@@ -66,10 +74,7 @@ async fn install_chart_and_use_its_service_account(s: &mut Scenario) {
     let kubeconfig = s
         .env
         .plane
-        .kubeconfig_for(
-            &format!("system:serviceaccount:{ns}:xo-xero-operator"),
-            &token,
-        )
+        .kubeconfig_for(&format!("system:serviceaccount:{ns}:{account}"), &token)
         .expect("kubeconfig");
     let path = s.env.plane.dir().join(format!("kubeconfig-{ns}"));
     std::fs::write(&path, kubeconfig).expect("write kubeconfig");
@@ -125,6 +130,109 @@ async fn the_charts_service_account_has_enough_rights_to_heal() {
     let log = s.operator_log();
     assert!(
         !log.to_lowercase().contains("forbidden") && !has_word(&log, "403"),
+        "{}",
+        tail(&log, 40)
+    );
+}
+
+/// The chart's default mode: XeroDatasets in every namespace, Secrets only where a namespace
+/// opted in (`rbac.secretNamespaces`). With exactly those rights the operator heals the
+/// dataset of the opted-in namespace, and a XeroDataset elsewhere is told SecretForbidden
+/// (its Secret is never asked for, and a patch would be refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watching_every_namespace_the_operator_reads_secrets_only_where_they_opted_in() {
+    let mut s = Scenario::start("e2e-chart-all", &broken_tenant_seed()).await;
+    let ns = s.env.namespace.clone();
+    let elsewhere = s
+        .env
+        .plane
+        .namespace(&s.env.client, &format!("{ns}-else"))
+        .await
+        .expect("another namespace");
+    // Tests share the API server: the label keeps this operator to this test's XeroDatasets.
+    let label = json!({"xero-operator.dev/e2e": ns});
+    let mut manifest = dataset_manifest("rbac", json!({}));
+    manifest["metadata"]["labels"] = label.clone();
+    s.create_secrets().await;
+    s.apply_dataset(&manifest).await;
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": "xero-app"},
+        "stringData": {"clientId": XERO_CLIENT, "clientSecret": "xero-secret", "refreshToken": "planted"},
+    }))
+    .expect("secret");
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(s.env.client.clone(), &elsewhere)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("a Secret elsewhere");
+    let mut other = dataset_manifest("other", json!({}));
+    other["metadata"]["labels"] = label;
+    Api::<xero_operator::api::XeroDataset>::namespaced(s.env.client.clone(), &elsewhere)
+        .patch(
+            "other",
+            &PatchParams::apply("e2e-test").force(),
+            &Patch::Apply(&other),
+        )
+        .await
+        .expect("a XeroDataset elsewhere");
+
+    install_chart_as(
+        &mut s,
+        &ns,
+        &[
+            format!("rbac.secretNamespaces={{{ns}}}"),
+            "rbac.aggregateToDefaultRoles=false".into(),
+        ],
+    )
+    .await;
+    s.watch_everywhere = true;
+    let mut flags = leader_flags(&ns);
+    flags.extend([
+        "--secret-namespaces".to_owned(),
+        ns.clone(),
+        "--watch-label-selector".to_owned(),
+        format!("xero-operator.dev/e2e={ns}"),
+    ]);
+    s.start_operator_with(&flags.iter().map(String::as_str).collect::<Vec<_>>());
+
+    s.wait_reconciled("rbac", WAIT).await;
+    assert_ne!(
+        s.secret_value("xero-app", "refreshToken").await,
+        INITIAL_REFRESH_TOKEN
+    );
+    let other_api =
+        Api::<xero_operator::api::XeroDataset>::namespaced(s.env.client.clone(), &elsewhere);
+    let deadline = Instant::now() + WAIT;
+    let message = loop {
+        let xds = other_api.get("other").await.expect("read");
+        let ready = xds
+            .status
+            .as_ref()
+            .and_then(|st| conditions::find_condition(&st.conditions, conditions::READY))
+            .cloned();
+        if let Some(ready) = ready.filter(|c| c.reason == Reason::SecretForbidden.as_str()) {
+            break ready.message;
+        }
+        assert!(Instant::now() < deadline, "no SecretForbidden: {xds:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(message.contains(&elsewhere), "{message}");
+    assert!(message.contains("rbac.secretNamespaces"), "{message}");
+    // The Secret elsewhere was never exchanged, and the API server was never refused.
+    let planted =
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(s.env.client.clone(), &elsewhere)
+            .get("xero-app")
+            .await
+            .expect("read");
+    assert_eq!(
+        planted
+            .data
+            .and_then(|d| d.get("refreshToken").cloned())
+            .map(|b| b.0),
+        Some(b"planted".to_vec())
+    );
+    let log = s.operator_log();
+    assert!(
+        !log.contains("403 Forbidden") && !has_word(&log, "403"),
         "{}",
         tail(&log, 40)
     );

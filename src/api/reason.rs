@@ -63,6 +63,9 @@ reasons! {
     /// A value in a referenced Secret cannot be the credential it stands for (a tenant or
     /// client id of the wrong shape, white space inside a token, an oversized value).
     SecretValueInvalid,
+    /// The operator may not read the XeroDataset's Secrets: their namespace has not opted in
+    /// (the chart's `rbac.secretNamespaces`, the `--secret-namespaces` flag) or RBAC refused.
+    SecretForbidden,
     /// No dataset in the workspace has the configured id or name.
     DatasetNotFound,
     /// Several datasets in the workspace have the configured name.
@@ -116,6 +119,7 @@ impl Reason {
                 | Reason::SecretNotFound
                 | Reason::SecretKeyMissing
                 | Reason::SecretValueInvalid
+                | Reason::SecretForbidden
                 | Reason::PowerBIUnauthorized
         )
     }

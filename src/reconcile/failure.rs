@@ -115,6 +115,7 @@ pub(crate) fn reason_of(category: ErrorCategory, service: Option<Service>) -> (R
         (C::SecretNotFound, _) => (Reason::SecretNotFound, true),
         (C::SecretKeyMissing, _) => (Reason::SecretKeyMissing, true),
         (C::SecretValueInvalid, _) => (Reason::SecretValueInvalid, true),
+        (C::SecretForbidden, _) => (Reason::SecretForbidden, true),
         (C::OrganisationNotFound, _) => (Reason::OrganisationNotFound, true),
         (C::OrganisationAmbiguous, _) => (Reason::OrganisationAmbiguous, true),
         (C::InvalidEndpoint, _) => (Reason::InvalidSpec, true),
@@ -221,6 +222,12 @@ mod tests {
                 S::Kubernetes,
                 C::SecretKeyMissing,
                 Reason::SecretKeyMissing,
+                true,
+            ),
+            (
+                S::Kubernetes,
+                C::SecretForbidden,
+                Reason::SecretForbidden,
                 true,
             ),
             (

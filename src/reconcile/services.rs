@@ -17,6 +17,7 @@ use crate::powerbi::{
     ClientSecretCredential, EntraCredential, EntraTokenProvider, PowerBiClient, WorkloadIdentity,
 };
 use crate::secret::SecretString;
+use crate::secret_store::SecretScope;
 use crate::secret_store::{SecretAccess as _, SecretStore, Shape};
 use crate::xero::{XeroAllowance, XeroApi, XeroSecretRef, XeroTokenRotation};
 
@@ -139,8 +140,18 @@ impl<K: std::hash::Hash + Eq, V: Clone> Memo<K, V> {
 }
 
 impl Services {
-    /// Clients for every cloud, with the URL overrides of `endpoints` applied to all of them.
+    /// Clients for every cloud, with the URL overrides of `endpoints` applied to all of them,
+    /// reading Secrets in every namespace.
     pub fn new(client: kube::Client, endpoints: &Endpoints) -> Result<Self, ClientError> {
+        Self::reading_secrets_in(client, endpoints, SecretScope::Everywhere)
+    }
+
+    /// As [`Services::new`], reading and writing Secrets only in the namespaces of `scope`.
+    pub fn reading_secrets_in(
+        client: kube::Client,
+        endpoints: &Endpoints,
+        scope: SecretScope,
+    ) -> Result<Self, ClientError> {
         let http = http_client(&HttpSettings::default())?;
         let retry = RetryPolicy::default();
         let mut clouds = HashMap::new();
@@ -164,7 +175,7 @@ impl Services {
             );
         }
         let urls = endpoints.resolve()?;
-        let secrets = SecretStore::new(client);
+        let secrets = SecretStore::new(client).limited_to(scope);
         Ok(Services {
             clouds,
             xero: XeroTokenRotation::new(

@@ -145,6 +145,8 @@ pub struct Scenario {
     runs: usize,
     /// The kubeconfig operators use: the admin's unless a test sets another.
     pub kubeconfig: PathBuf,
+    /// Operators watch every namespace instead of the scenario's only.
+    pub watch_everywhere: bool,
 }
 
 /// An operator process; killed (SIGKILL) when dropped.
@@ -202,6 +204,7 @@ impl Scenario {
             operator: None,
             logs: tempfile::tempdir().expect("log dir"),
             runs: 0,
+            watch_everywhere: false,
         }
     }
 
@@ -283,11 +286,15 @@ impl Scenario {
         let out = std::fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
         let url = self.sim.url();
+        let watched: &[&str] = if self.watch_everywhere {
+            &[]
+        } else {
+            &["--watch-namespaces", &self.env.namespace]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_xero-operator"))
+            .arg("run")
+            .args(watched)
             .args([
-                "run",
-                "--watch-namespaces",
-                &self.env.namespace,
                 "--metrics-addr",
                 "127.0.0.1:0",
                 "--refresh-poll-interval",

@@ -59,25 +59,39 @@ app.kubernetes.io/part-of: xero-operator
 {{- end }}
 
 {{/*
-The rules the operator needs in every namespace it watches, and nothing else:
+The rules the operator needs for XeroDatasets, and nothing else:
 - XeroDatasets: read and watch (never create, change or delete);
 - their status: the server-side apply patch of the status step (it answers with the object, so
   no get is needed);
-- Secrets: read and watch the referenced credentials; patch only to store the rotated Xero
-  refresh token (no create, no delete);
 - events.k8s.io Events: the recorder creates events and patches their series.
 */}}
-{{- define "xero-operator.rules" -}}
+{{- define "xero-operator.datasetRules" -}}
 - apiGroups: ["xero-operator.dev"]
   resources: ["xerodatasets"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["xero-operator.dev"]
   resources: ["xerodatasets/status"]
   verbs: ["patch"]
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- end }}
+
+{{/*
+The rules for the credentials, granted only in the namespaces that opted in: read and watch
+(metadata) the referenced Secrets; patch only to store the rotated Xero refresh token (no
+create, no delete).
+*/}}
+{{- define "xero-operator.secretRules" -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch", "patch"]
+{{- end }}
+
+{{/*
+Every rule, for a namespace the operator watches.
+*/}}
+{{- define "xero-operator.rules" -}}
+{{ include "xero-operator.datasetRules" . }}
+{{ include "xero-operator.secretRules" . }}
 {{- end }}
