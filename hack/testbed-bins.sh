@@ -28,6 +28,15 @@ trap 'rm -rf "$stage"' EXIT
 
 log() { echo "testbed-bins: $*" >&2; }
 export CGO_ENABLED=0
+# The installed Go builds them, never one downloaded on the fly (the tools' go.mod files need
+# 1.26): what runs is what the machine's owner installed.
+export GOTOOLCHAIN=local
+need=$(sed -n 's/^go //p' "$root/tools/kube/go.mod")
+have=$(go env GOVERSION | sed 's/^go//')
+if [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -n1)" != "$need" ]; then
+  echo "testbed-bins: Go $need or newer is required to build the testbed binaries (found $have)" >&2
+  exit 1
+fi
 
 minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
 v=k8s.io/component-base/version

@@ -526,3 +526,55 @@ async fn an_organisation_whose_xero_day_is_used_up_is_reported_and_costs_no_refr
     .await;
     s.wait_reconciled("xero-day", WAIT).await;
 }
+
+/// Power BI tests the connection when credentials are set and refuses ones that do not work
+/// (400). A cached Xero token refused so gets one fresh exchange; refused again, the dataset
+/// shows CredentialsRejected with Power BI's answer and waits for a change instead of retrying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_get_one_fresh_exchange_then_their_own_reason() {
+    let mut s = Scenario::start("e2e-refused", &seed_text(&healthy_seed(1))).await;
+    s.create_secrets().await;
+    s.apply_dataset(&dataset_manifest("refused", by_id(0, json!({}))))
+        .await;
+    s.start_operator();
+    s.wait_reconciled("refused", WAIT).await;
+    let exchanges_before = s.count("POST", "/connect/token").await;
+    let updates_before = s.count("PATCH", "/v1.0/myorg/gateways/").await;
+    let refuse = |times: u32| json!({"method": "PATCH", "pathPrefix": "/v1.0/myorg/gateways/", "status": 400, "times": times});
+
+    // Refused once: the cached token is replaced by a fresh one, which is accepted.
+    s.admin(Method::POST, "faults", refuse(1)).await;
+    s.request_refresh("refused", "refused-once").await;
+    s.wait_for("refused", "the requested refresh completed", WAIT, |x| {
+        let status = x.status.as_ref();
+        status.and_then(|st| st.last_handled_refresh_at.as_deref()) == Some("refused-once")
+            && status
+                .and_then(|st| st.last_refresh.as_ref())
+                .is_some_and(|r| r.status == "Completed")
+    })
+    .await;
+    assert_eq!(
+        s.count("POST", "/connect/token").await,
+        exchanges_before + 1
+    );
+    assert_eq!(
+        s.count("PATCH", "/v1.0/myorg/gateways/").await,
+        updates_before + 2
+    );
+
+    // Refused every time: one fresh exchange, then its own reason, no third attempt.
+    s.admin(Method::POST, "faults", refuse(3)).await;
+    s.request_refresh("refused", "refused-always").await;
+    let message = s
+        .wait_not_ready("refused", Reason::CredentialsRejected.as_str(), WAIT)
+        .await;
+    assert!(message.contains("HTTP 400"), "{message}");
+    assert_eq!(
+        s.count("POST", "/connect/token").await,
+        exchanges_before + 2
+    );
+    assert_eq!(
+        s.count("PATCH", "/v1.0/myorg/gateways/").await,
+        updates_before + 4
+    );
+}

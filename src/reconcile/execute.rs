@@ -184,7 +184,24 @@ async fn apply_credentials(
     executed.xero_tenant_id = Some(tenant_id);
     let token = session.powerbi_token().await?;
     let binding = datasource_binding(session, &token, dataset_id).await?;
-    update_datasource(session, &token, dataset_id, binding, &xero.access_token).await
+    match update_datasource(session, &token, dataset_id, binding, &xero.access_token).await {
+        // Power BI tested a cached token and refused it (revoked or expired since it was
+        // cached): one fresh exchange, then the refusal stands and waits for a change.
+        Err(err) if !xero.exchanged && credentials_rejected(&err) => {
+            session.services.xero.forget(&secret).await;
+            let fresh = xero_access_token(session, &secret).await?;
+            executed.access_token_expires_at = Some(fresh.expires_at);
+            executed.refresh_token_rotated_at = Some(fresh.refresh_token_rotated_at);
+            let binding = datasource_binding(session, &token, dataset_id).await?;
+            update_datasource(session, &token, dataset_id, binding, &fresh.access_token).await
+        }
+        other => other,
+    }
+}
+
+/// Whether Power BI refused the credentials themselves (its connection test failed).
+fn credentials_rejected(err: &StepError) -> bool {
+    matches!(err, StepError::Finding(failure) if failure.reason == Reason::CredentialsRejected)
 }
 
 /// A Xero access token for `secret` and the tenant id of the spec's organisation among the
