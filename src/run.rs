@@ -39,6 +39,15 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub workload_identity_namespaces: Vec<String>,
+    /// The Power BI workspaces (ids, comma-separated) the operator's own identity serves; a
+    /// XeroDataset using it for another workspace shows InvalidSpec. Any workspace when empty
+    /// (give the identity access only to the workspaces it serves, too).
+    #[arg(
+        long,
+        env = "XERO_OPERATOR_WORKLOAD_IDENTITY_WORKSPACES",
+        value_delimiter = ','
+    )]
+    pub workload_identity_workspaces: Vec<String>,
     /// When the operator watches every namespace: the namespaces whose Secrets it may read and
     /// watch (and patch, to store rotated refresh tokens), comma-separated; `*` for every
     /// namespace (cluster-wide Secret access). None by default: a XeroDataset elsewhere is
@@ -242,7 +251,8 @@ fn context(client: Client, args: &RunArgs, metrics: Arc<Metrics>) -> Result<Cont
         Services::reading_secrets_in(client.clone(), &args.endpoints, secret_scope(args)?)
             .map_err(RunError::Endpoints)?
             .count_exchanges_in(metrics.clone())
-            .offering_identity_to(IdentityOffer::from_flag(&args.workload_identity_namespaces));
+            .offering_identity_to(IdentityOffer::from_flag(&args.workload_identity_namespaces))
+            .serving_workspaces(&args.workload_identity_workspaces);
     let timing = Timing {
         resync_interval: args.resync_interval,
         poll_interval: args.refresh_poll_interval,

@@ -38,7 +38,7 @@ pub fn init_logging(format: LogFormat, level: &str) {
 /// The log filter for `level`. kube-client logs the whole body of an answer it cannot decode at
 /// warning level, which for a Secret is its data: that module is kept to errors unless `level`
 /// names it explicitly.
-fn filter_directives(level: &str) -> String {
+pub fn filter_directives(level: &str) -> String {
     if level.contains("kube_client") {
         level.to_owned()
     } else {

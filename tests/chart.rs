@@ -42,6 +42,8 @@ workloadIdentity:
   enabled: true
   clientId: 6f2d9a5e-1b4c-4d8e-9f00-0a1b2c3d4e5f
   tenantId: 0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0
+  namespaces: [finance]
+  workspaces: [f089354e-8366-4e18-aea3-4cb4a3a50b48]
 endpoints:
   powerbiApiUrl: https://api.powerbi.example/
   authorityHost: https://login.example/
@@ -409,6 +411,11 @@ async fn renders_every_toggle_on() {
         "https://api.xero.example/"
     );
     assert_eq!(env["HTTPS_PROXY"], "http://proxy.internal:3128");
+    assert_eq!(env["XERO_OPERATOR_WORKLOAD_IDENTITY_NAMESPACES"], "finance");
+    assert_eq!(
+        env["XERO_OPERATOR_WORKLOAD_IDENTITY_WORKSPACES"],
+        "f089354e-8366-4e18-aea3-4cb4a3a50b48"
+    );
     let template = &deployment["spec"]["template"];
     assert_eq!(
         template["metadata"]["labels"]["azure.workload.identity/use"],

@@ -385,10 +385,36 @@ async fn the_operators_own_identity_is_offered_only_to_listed_namespaces() {
         "nothing asked of Power BI"
     );
 
-    // Listed, the namespace gets past the gate to the identity itself (absent here: no
-    // workload identity webhook ran).
+    // Listed, but for other workspaces only: refused, naming the workspace flag.
     let ns = s.env.namespace.clone();
-    s.start_operator_with(&["--workload-identity-namespaces", &ns]);
+    s.start_operator_with(&[
+        "--workload-identity-namespaces",
+        &ns,
+        "--workload-identity-workspaces",
+        "0b9f1b7e-1111-4c3a-9d2e-5f6a7b8c9d0e",
+    ]);
+    s.wait_for("borrower", "the workspace gate's message", WAIT, |x| {
+        x.status
+            .as_ref()
+            .and_then(|st| conditions::find_condition(&st.conditions, conditions::READY))
+            .is_some_and(|ready| {
+                ready.reason == Reason::InvalidSpec.as_str()
+                    && ready.message.contains("--workload-identity-workspaces")
+                    && ready.message.contains(WORKSPACE)
+            })
+    })
+    .await;
+    assert_eq!(s.count("POST", "/v1.0/").await, 0);
+
+    // Listed with its workspace, the namespace gets past the gates to the identity itself
+    // (absent here: no workload identity webhook ran).
+    let upper = WORKSPACE.to_ascii_uppercase();
+    s.start_operator_with(&[
+        "--workload-identity-namespaces",
+        &ns,
+        "--workload-identity-workspaces",
+        &format!("0b9f1b7e-1111-4c3a-9d2e-5f6a7b8c9d0e, {upper}"),
+    ]);
     s.wait_condition(
         "borrower",
         conditions::READY,

@@ -46,6 +46,8 @@ pub struct Services {
     configuration: u64,
     /// The namespaces whose XeroDatasets may use the operator's own Power BI identity.
     identity_offer: IdentityOffer,
+    /// The workspaces (ids, lower case) the operator's own identity serves; any when `None`.
+    identity_workspaces: Option<std::collections::BTreeSet<String>>,
 }
 
 /// Which namespaces may use the operator's own Power BI identity (workload identity).
@@ -190,6 +192,7 @@ impl Services {
             powerbi_secrets: Memo::new(std::time::Duration::from_secs(300)),
             xero_allowances: Memo::new(std::time::Duration::from_secs(60)),
             identity_offer: IdentityOffer::Nobody,
+            identity_workspaces: None,
             configuration: fnv1a(
                 [
                     urls.powerbi_api.as_str(),
@@ -217,6 +220,18 @@ impl Services {
     /// Offers the operator's own Power BI identity to the XeroDatasets of `offer`'s namespaces.
     pub fn offering_identity_to(mut self, offer: IdentityOffer) -> Self {
         self.identity_offer = offer;
+        self
+    }
+
+    /// Limits the operator's own identity to the workspaces of `--workload-identity-workspaces`
+    /// (any when none are given).
+    pub fn serving_workspaces(mut self, workspace_ids: &[String]) -> Self {
+        let ids: std::collections::BTreeSet<String> = workspace_ids
+            .iter()
+            .map(|id| id.trim().to_ascii_lowercase())
+            .filter(|id| !id.is_empty())
+            .collect();
+        self.identity_workspaces = (!ids.is_empty()).then_some(ids);
         self
     }
 
@@ -293,6 +308,19 @@ impl Session<'_> {
                     message: format!(
                         "spec.powerBI.credentialsSecretRef is required: the operator's own Power BI identity is not offered to namespace {} (its administrator lists the namespaces that may use it in --workload-identity-namespaces, chart value workloadIdentity.namespaces)",
                         self.namespace
+                    ),
+                    needs_human: true,
+                }));
+            }
+            let workspace = self.spec.workspace_id.to_ascii_lowercase();
+            if let Some(served) = &self.services.identity_workspaces
+                && !served.contains(&workspace)
+            {
+                return Err(StepError::Finding(super::model::Failure {
+                    reason: crate::api::Reason::InvalidSpec,
+                    message: format!(
+                        "spec.powerBI.credentialsSecretRef is required for workspace {}: the operator's own Power BI identity serves only the workspaces its administrator listed (--workload-identity-workspaces, chart value workloadIdentity.workspaces)",
+                        self.spec.workspace_id
                     ),
                     needs_human: true,
                 }));
