@@ -4,9 +4,9 @@
 //! reaches the log or the error, while without the filter it would. A test binary of its own,
 //! because it installs log subscribers.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod clients_support;
 
+use clients_support::Capture;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use xero_operator::error::ErrorCategory;
@@ -14,20 +14,6 @@ use xero_operator::secret_store::{SecretAccess, SecretStore};
 use xero_operator::telemetry::filter_directives;
 
 const VALUE: &str = "refresh-token-value-that-must-not-be-logged";
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Answers every request on a loopback port with a Secret whose data is not base64.
 async fn undecodable_secret_server() -> String {
@@ -75,8 +61,7 @@ async fn read_logged(url: &str, directives: &str) -> (String, String) {
         .await
         .expect_err("the Secret does not decode");
     assert_eq!(error.category(), ErrorCategory::SecretAccessFailed);
-    let log = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
-    (log, error.message().to_owned())
+    (capture.text(), error.message().to_owned())
 }
 
 // One thread: the subscriber set for it sees the client's connection task too.
