@@ -6,7 +6,11 @@
 # The binary is built for x86_64-unknown-linux-gnu with the C runtime linked in
 # (`+crt-static`), so the final image needs no libc.
 
-FROM rust:1.95-bookworm AS build
+# Base images are pinned by digest (the multi-architecture index of each tag), so a rebuild uses
+# exactly the same bytes; the tag stays for people. Update both deliberately, for example with
+# `crane digest rust:1.95.0-bookworm` and `crane digest gcr.io/distroless/static-debian12:nonroot`.
+# The Rust release matches rust-toolchain.toml.
+FROM rust:1.95.0-bookworm@sha256:6258907abe69656e41cd992e0b705cdcfabcbbe3db374f92ed2d47121282d4a1 AS build
 WORKDIR /src
 ENV CARGO_TERM_COLOR=never \
     RUSTFLAGS="-C target-feature=+crt-static"
@@ -20,7 +24,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
          echo "xero-operator is not statically linked" >&2; exit 1; \
        fi
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM gcr.io/distroless/static-debian12:nonroot@sha256:afa5c872c891853ca7fcf1f12c3edb23f7eeef36189728842dd51042ff57f7ab
 LABEL org.opencontainers.image.title="xero-operator" \
       org.opencontainers.image.description="Kubernetes operator that keeps Power BI datasets built on Xero refreshing" \
       org.opencontainers.image.source="https://github.com/xero-operator/xero-operator" \

@@ -29,13 +29,16 @@ testbed-down: ## Stop the control plane started by testbed-up
 	@./hack/testbed.sh down $(TESTBED_DIR)
 
 .PHONY: demo
-demo: ## Watch the operator heal a broken Power BI dataset; DEMO_ONCE=1 for a non-interactive check
+demo: toolchain ## Watch the operator heal a broken Power BI dataset; DEMO_ONCE=1 for a non-interactive check
 	@./hack/demo.sh
 
 .PHONY: lint
-lint: toolchain ## cargo fmt --check and clippy with warnings as errors
+lint: toolchain ## cargo fmt --check, clippy with warnings as errors, and cargo-deny (bans, licenses, sources; offline)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy $(LOCKED) --workspace --all-targets -- -D warnings
+	# The operator as shipped: the tests' bench-clock feature off.
+	$(CARGO) clippy $(LOCKED) -p xero-operator --lib --bins -- -D warnings
+	./hack/cargo-deny.sh
 
 .PHONY: unit
 unit: toolchain ## The inner loop: fmt, clippy and the tests that need no control plane (well under a minute warm)
@@ -61,12 +64,12 @@ chaos: ## Kill the operator at random 120 times while refreshes are requested, t
 
 .PHONY: crds
 crds: ## Regenerate crds/ and the chart's CRD template from src/api
-	$(CARGO) run --quiet -- crd > crds/xerodatasets.yaml
+	$(CARGO) run $(LOCKED) --quiet -- crd > crds/xerodatasets.yaml
 	./hack/chart-crd.sh
 
 .PHONY: bench
 bench: ## Benchmarks (scale, steady state vs a naive poller, heal latency, footprint); figures in target/bench/summary.json
 	export XERO_TESTBED_BIN="$$(./hack/testbed-bins.sh)"; \
-	$(CARGO) build $(LOCKED) --release --bin xero-operator; \
+	$(CARGO) build $(LOCKED) --release --features bench-clock --bin xero-operator; \
 	./hack/static-binary.sh >/dev/null; \
 	$(CARGO) run $(LOCKED) --release -p xero-bench

@@ -30,4 +30,9 @@ env -i "$binary" crd | grep -q '^kind: CustomResourceDefinition$' || {
   echo "static-binary: '$binary crd' did not print the CRD" >&2
   exit 1
 }
+# The benchmarks' clock flags are not in a release build.
+if env -i "$binary" run --time-scale 2 2>&1 | grep -q "unexpected argument '--time-scale'"; then :; else
+  echo "static-binary: $binary accepts --time-scale; it must be built without the bench-clock feature" >&2
+  exit 1
+fi
 echo "$binary"

@@ -17,7 +17,7 @@ up)
   fi
   XERO_TESTBED_BIN=$(./hack/testbed-bins.sh)
   export XERO_TESTBED_BIN
-  cargo build --quiet -p xero-testbed --bin xero-testbed
+  cargo build --quiet --locked -p xero-testbed --bin xero-testbed
   mkdir -p "$dir"
   rm -rf "$dir/etcd" "$dir/certs" "$dir/ready"
   nohup target/debug/xero-testbed up --dir "$dir" --crds "${TESTBED_CRDS:-crds}" >"$dir/testbed.log" 2>&1 &

@@ -95,7 +95,22 @@ pub struct RunArgs {
         default_value = "xero-operator"
     )]
     pub leader_election_lease: String,
-    /// For benchmarks only: the operator's clock runs this many times faster than real time.
+    /// Only in builds made for the benchmarks: a clock faster than real time.
+    #[cfg(feature = "bench-clock")]
+    #[command(flatten)]
+    pub bench_clock: BenchClockArgs,
+    /// This replica's identity in the election (the pod name).
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+}
+
+/// The clock flags of builds made for the benchmarks (feature `bench-clock`; `make bench` builds
+/// with it). A production build has no way to run its clock at another speed or from another
+/// time.
+#[cfg(feature = "bench-clock")]
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchClockArgs {
+    /// The operator's clock runs this many times faster than real time.
     #[arg(
         long,
         env = "XERO_OPERATOR_TIME_SCALE",
@@ -103,12 +118,25 @@ pub struct RunArgs {
         hide = true
     )]
     pub time_scale: f64,
-    /// For benchmarks only: the time (RFC 3339) the operator's clock starts at.
+    /// The time (RFC 3339) the operator's clock starts at.
     #[arg(long, env = "XERO_OPERATOR_CLOCK_START", hide = true)]
     pub clock_start: Option<jiff::Timestamp>,
-    /// This replica's identity in the election (the pod name).
-    #[arg(long, env = "POD_NAME")]
-    pub pod_name: Option<String>,
+}
+
+/// The operator's clock: real time, or in a benchmark build what its flags say.
+#[cfg(feature = "bench-clock")]
+fn clock(args: &RunArgs) -> Clock {
+    let bench = &args.bench_clock;
+    Clock::scaled(
+        bench.clock_start.unwrap_or_else(jiff::Timestamp::now),
+        bench.time_scale,
+    )
+}
+
+/// The operator's clock: real time.
+#[cfg(not(feature = "bench-clock"))]
+fn clock(_args: &RunArgs) -> Clock {
+    Clock::real()
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -258,11 +286,7 @@ fn context(client: Client, args: &RunArgs, metrics: Arc<Metrics>) -> Result<Cont
         poll_interval: args.refresh_poll_interval,
         default_credential_lead_time: args.default_credential_lead_time,
     };
-    let clock = Clock::scaled(
-        args.clock_start.unwrap_or_else(jiff::Timestamp::now),
-        args.time_scale,
-    );
-    Ok(Context::new(client, services, metrics, timing, clock))
+    Ok(Context::new(client, services, metrics, timing, clock(args)))
 }
 
 fn start_election(

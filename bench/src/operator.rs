@@ -231,7 +231,7 @@ pub fn operator_binary(root: &Path) -> Result<PathBuf> {
         .unwrap_or_else(|| root.join("target/release/xero-operator"));
     if !path.is_file() {
         return fail(format!(
-            "no operator binary at {}; build it with `cargo build --release --bin xero-operator` (make bench does)",
+            "no operator binary at {}; build it with `cargo build --release --features bench-clock --bin xero-operator` (make bench does)",
             path.display()
         ));
     }
