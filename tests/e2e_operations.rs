@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use e2e_support::*;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use xero_operator::api::Reason;
 use xero_operator::api::conditions;
+use xero_operator::api::{Reason, XeroDataset};
 
 const WAIT: Duration = Duration::from_secs(60);
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/xero-operator");
@@ -135,13 +135,24 @@ async fn the_charts_service_account_has_enough_rights_to_heal() {
     );
 }
 
-/// The chart's default mode: XeroDatasets in every namespace, Secrets only where a namespace
-/// opted in (`rbac.secretNamespaces`). With exactly those rights the operator heals the
-/// dataset of the opted-in namespace, and a XeroDataset elsewhere is told SecretForbidden
-/// (its Secret is never asked for, and a patch would be refused).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watching_every_namespace_the_operator_reads_secrets_only_where_they_opted_in() {
-    let mut s = Scenario::start("e2e-chart-all", &broken_tenant_seed()).await;
+/// Where the chart lets the operator read Secrets when it watches every namespace.
+enum SecretAccess {
+    /// In the scenario's namespace only (`rbac.secretNamespaces`).
+    OptedIn,
+    /// Everywhere (`rbac.clusterWideSecrets`).
+    ClusterWide,
+}
+
+/// A scenario with the chart's operator watching every namespace: a XeroDataset in the
+/// scenario's namespace and one in another namespace (`{ns}-else`) whose Secret holds
+/// `other-refresh-token`, both labelled for this test alone (tests share the API server).
+/// Installs the chart for `secrets` and starts the operator with the chart's rights.
+async fn every_namespace_scenario(name: &str, secrets: SecretAccess) -> (Scenario, String) {
+    let mut seed = seed_value();
+    seed["xero"]["refreshTokens"] =
+        serde_yaml::from_str("[{token: initial-refresh-token}, {token: other-refresh-token}]")
+            .expect("tokens");
+    let mut s = Scenario::start(name, &seed_text(&seed)).await;
     let ns = s.env.namespace.clone();
     let elsewhere = s
         .env
@@ -149,24 +160,32 @@ async fn watching_every_namespace_the_operator_reads_secrets_only_where_they_opt
         .namespace(&s.env.client, &format!("{ns}-else"))
         .await
         .expect("another namespace");
-    // Tests share the API server: the label keeps this operator to this test's XeroDatasets.
     let label = json!({"xero-operator.dev/e2e": ns});
     let mut manifest = dataset_manifest("rbac", json!({}));
     manifest["metadata"]["labels"] = label.clone();
     s.create_secrets().await;
     s.apply_dataset(&manifest).await;
-    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
-        "metadata": {"name": "xero-app"},
-        "stringData": {"clientId": XERO_CLIENT, "clientSecret": "xero-secret", "refreshToken": "planted"},
-    }))
-    .expect("secret");
-    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(s.env.client.clone(), &elsewhere)
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("a Secret elsewhere");
+    for (name, data) in [
+        (
+            "xero-app",
+            json!({"clientId": XERO_CLIENT, "clientSecret": "xero-secret", "refreshToken": "other-refresh-token"}),
+        ),
+        (
+            "powerbi-sp",
+            json!({"tenantId": TENANT, "clientId": SP_CLIENT, "clientSecret": "sp-secret"}),
+        ),
+    ] {
+        let secret: Secret =
+            serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data}))
+                .expect("secret");
+        Api::<Secret>::namespaced(s.env.client.clone(), &elsewhere)
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("a Secret elsewhere");
+    }
     let mut other = dataset_manifest("other", json!({}));
     other["metadata"]["labels"] = label;
-    Api::<xero_operator::api::XeroDataset>::namespaced(s.env.client.clone(), &elsewhere)
+    Api::<XeroDataset>::namespaced(s.env.client.clone(), &elsewhere)
         .patch(
             "other",
             &PatchParams::apply("e2e-test").force(),
@@ -175,64 +194,96 @@ async fn watching_every_namespace_the_operator_reads_secrets_only_where_they_opt
         .await
         .expect("a XeroDataset elsewhere");
 
-    install_chart_as(
-        &mut s,
-        &ns,
-        &[
-            format!("rbac.secretNamespaces={{{ns}}}"),
-            "rbac.aggregateToDefaultRoles=false".into(),
-        ],
-    )
-    .await;
+    let (set, granted) = match secrets {
+        SecretAccess::OptedIn => (format!("rbac.secretNamespaces={{{ns}}}"), ns.clone()),
+        SecretAccess::ClusterWide => ("rbac.clusterWideSecrets=true".to_owned(), "*".to_owned()),
+    };
+    let sets = [set, "rbac.aggregateToDefaultRoles=false".to_owned()];
+    install_chart_as(&mut s, &ns, &sets).await;
     s.watch_everywhere = true;
-    let mut flags = leader_flags(&ns);
-    flags.extend([
-        "--secret-namespaces".to_owned(),
-        ns.clone(),
+    let mut all_flags = leader_flags(&ns);
+    all_flags.extend(["--secret-namespaces".to_owned(), granted]);
+    all_flags.extend([
         "--watch-label-selector".to_owned(),
         format!("xero-operator.dev/e2e={ns}"),
     ]);
-    s.start_operator_with(&flags.iter().map(String::as_str).collect::<Vec<_>>());
+    s.start_operator_with(&all_flags.iter().map(String::as_str).collect::<Vec<_>>());
+    (s, elsewhere)
+}
 
+/// Waits until the XeroDataset `other` in `namespace` is Ready with `reason`; its message.
+async fn wait_other(s: &Scenario, namespace: &str, ready: &str, reason: Reason) -> String {
+    let api = Api::<XeroDataset>::namespaced(s.env.client.clone(), namespace);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let xds = api.get("other").await.expect("read");
+        let condition = xds
+            .status
+            .as_ref()
+            .and_then(|st| conditions::find_condition(&st.conditions, conditions::READY))
+            .cloned();
+        if let Some(c) = condition.filter(|c| c.status == ready && c.reason == reason.as_str()) {
+            return c.message;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no Ready={ready} {reason}: {:?}\n{}",
+            xds.status,
+            tail(&s.operator_log(), 40)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn refresh_token_in(s: &Scenario, namespace: &str) -> String {
+    let secret = Api::<Secret>::namespaced(s.env.client.clone(), namespace)
+        .get("xero-app")
+        .await
+        .expect("read");
+    let bytes = secret.data.and_then(|d| d.get("refreshToken").cloned());
+    String::from_utf8(bytes.expect("a refresh token").0).expect("text")
+}
+
+/// The chart's default mode: XeroDatasets in every namespace, Secrets only where a namespace
+/// opted in (`rbac.secretNamespaces`). With exactly those rights the operator heals the
+/// dataset of the opted-in namespace, and a XeroDataset elsewhere is told SecretForbidden
+/// (its Secret is never asked for, and a patch would be refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watching_every_namespace_the_operator_reads_secrets_only_where_they_opted_in() {
+    let (s, elsewhere) = every_namespace_scenario("e2e-chart-all", SecretAccess::OptedIn).await;
     s.wait_reconciled("rbac", WAIT).await;
     assert_ne!(
         s.secret_value("xero-app", "refreshToken").await,
         INITIAL_REFRESH_TOKEN
     );
-    let other_api =
-        Api::<xero_operator::api::XeroDataset>::namespaced(s.env.client.clone(), &elsewhere);
-    let deadline = Instant::now() + WAIT;
-    let message = loop {
-        let xds = other_api.get("other").await.expect("read");
-        let ready = xds
-            .status
-            .as_ref()
-            .and_then(|st| conditions::find_condition(&st.conditions, conditions::READY))
-            .cloned();
-        if let Some(ready) = ready.filter(|c| c.reason == Reason::SecretForbidden.as_str()) {
-            break ready.message;
-        }
-        assert!(Instant::now() < deadline, "no SecretForbidden: {xds:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let message = wait_other(&s, &elsewhere, "False", Reason::SecretForbidden).await;
     assert!(message.contains(&elsewhere), "{message}");
     assert!(message.contains("rbac.secretNamespaces"), "{message}");
     // The Secret elsewhere was never exchanged, and the API server was never refused.
-    let planted =
-        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(s.env.client.clone(), &elsewhere)
-            .get("xero-app")
-            .await
-            .expect("read");
     assert_eq!(
-        planted
-            .data
-            .and_then(|d| d.get("refreshToken").cloned())
-            .map(|b| b.0),
-        Some(b"planted".to_vec())
+        refresh_token_in(&s, &elsewhere).await,
+        "other-refresh-token"
+    );
+    let log = s.operator_log();
+    assert!(!has_word(&log, "403"), "{}", tail(&log, 40));
+}
+
+/// With `rbac.clusterWideSecrets` the chart binds the Secret rules cluster-wide and the
+/// operator watches Secrets everywhere (`--secret-namespaces '*'`): both namespaces' datasets
+/// get past their Secrets, whose refresh tokens are rotated and stored with those rights.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_cluster_wide_secrets_every_namespace_is_served() {
+    let (s, elsewhere) =
+        every_namespace_scenario("e2e-chart-cluster", SecretAccess::ClusterWide).await;
+    s.wait_reconciled("rbac", WAIT).await;
+    wait_other(&s, &elsewhere, "True", Reason::Reconciled).await;
+    assert_ne!(
+        refresh_token_in(&s, &elsewhere).await,
+        "other-refresh-token"
     );
     let log = s.operator_log();
     assert!(
-        !log.contains("403 Forbidden") && !has_word(&log, "403"),
+        !log.to_lowercase().contains("forbidden") && !has_word(&log, "403"),
         "{}",
         tail(&log, 40)
     );
