@@ -12,7 +12,7 @@ use serde_json::json;
 use xero_operator::error::ErrorCategory;
 use xero_operator::http::{HttpSettings, RetryPolicy, http_client};
 use xero_operator::powerbi::models::{
-    PrivacyLevel, RefreshScheduleUpdate, RefreshStatus, RefreshType,
+    CredentialEncryption, PrivacyLevel, RefreshScheduleUpdate, RefreshStatus, RefreshType,
 };
 use xero_operator::powerbi::{
     ClientSecretCredential, EntraCredential, EntraTokenProvider, PowerBiClient, WorkloadIdentity,
@@ -141,7 +141,7 @@ async fn every_power_bi_call_works_against_the_simulator() {
             &token,
             GATEWAY,
             DATASOURCE,
-            &xero_access_token,
+            (&xero_access_token, &CredentialEncryption::None),
             PrivacyLevel::Organizational,
         )
         .await

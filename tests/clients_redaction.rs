@@ -14,7 +14,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, PostParams};
 use serde_json::json;
-use xero_operator::powerbi::models::PrivacyLevel;
+use xero_operator::powerbi::models::{CredentialEncryption, PrivacyLevel};
 use xero_operator::powerbi::{
     ClientSecretCredential, EntraCredential, EntraTokenProvider, PowerBiClient,
 };
@@ -118,7 +118,7 @@ async fn no_secret_reaches_the_logs_of_a_full_token_flow() {
             &powerbi_token,
             GATEWAY,
             DATASOURCE,
-            &xero.access_token,
+            (&xero.access_token, &CredentialEncryption::None),
             PrivacyLevel::Organizational,
         )
         .await

@@ -604,3 +604,71 @@ async fn refused_credentials_get_one_fresh_exchange_then_their_own_reason() {
         updates_before + 4
     );
 }
+
+/// Datasets whose Xero datasource is on an on-premises data gateway: the operator reads the
+/// gateway's public key and sends the credentials encrypted (RSA-OAEP; the 1024-bit and the
+/// larger-key scheme), which the gateway decrypts and Power BI accepts; where the operator's
+/// principal is no admin of the gateway's data source the status says what a person must do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datasets_behind_on_premises_gateways_heal_with_encrypted_credentials() {
+    let gateways = [
+        ("0a0a0a0a-2048-4000-8000-000000000001", 2048, None),
+        ("0a0a0a0a-1024-4000-8000-000000000002", 1024, None),
+        (
+            "0a0a0a0a-2048-4000-8000-000000000003",
+            2048,
+            Some("5c5c5c5c-0000-4000-8000-00000000abcd"),
+        ),
+    ];
+    let mut seed = healthy_seed(3);
+    let mut declared = Vec::new();
+    for (i, (id, bits, admin)) in gateways.iter().enumerate() {
+        seed["workspaces"][0]["datasets"][i]["datasources"][0]["gatewayId"] = (*id).into();
+        let admins = admin.map_or(String::new(), |a| format!(", admins: [{a}]"));
+        declared.push(format!(
+            "{{id: {id}, name: Office gateway {i}, keyBits: {bits}{admins}}}"
+        ));
+    }
+    seed["gateways"] =
+        serde_yaml::from_str(&format!("[{}]", declared.join(", "))).expect("gateways");
+    let mut s = Scenario::start("e2e-gateway", &seed_text(&seed)).await;
+    s.create_secrets().await;
+    for i in 0..3 {
+        s.apply_dataset(&dataset_manifest(&format!("gw-{i}"), by_id(i, json!({}))))
+            .await;
+    }
+    s.start_operator();
+    for i in 0..2 {
+        s.wait_reconciled(&format!("gw-{i}"), WAIT).await;
+    }
+    let message = s
+        .wait_not_ready("gw-2", Reason::GatewayAdminRequired.as_str(), WAIT)
+        .await;
+    assert!(message.contains("Office gateway 2"), "{message}");
+    assert!(
+        message.contains("Manage connections and gateways"),
+        "{message}"
+    );
+
+    // Every update went to an on-premises gateway, encrypted: none was refused as unreadable.
+    let updates = s.requests("PATCH", "/v1.0/myorg/gateways/").await;
+    assert!(updates.len() >= 3, "{updates:?}");
+    assert!(
+        updates.iter().all(|u| u["status"] != 400),
+        "refused updates: {updates:?}"
+    );
+    // The healed datasets' credentials work: a requested refresh completes.
+    s.request_refresh("gw-1", "behind-the-gateway").await;
+    s.wait_for("gw-1", "the requested refresh completed", WAIT, |x| {
+        let status = x.status.as_ref();
+        status.and_then(|st| st.last_handled_refresh_at.as_deref()) == Some("behind-the-gateway")
+            && status
+                .and_then(|st| st.last_refresh.as_ref())
+                .is_some_and(|r| r.status == "Completed")
+    })
+    .await;
+    assert!(
+        !s.operator_log().contains("credentialData"),
+        "no plaintext credentials logged"
+    );
+}

@@ -35,5 +35,8 @@ mod xero;
 pub use error::Error;
 pub use seed::{Seed, SimConfig};
 pub use server::{RunningSimulator, Simulator};
+/// An on-premises gateway's key pair and its decryption of credentials, for tests of clients
+/// that encrypt them.
+pub use state::powerbi::Gateway;
 /// The fingerprint `/_sim/state` shows for a token or secret (never the value itself).
 pub use tokens::fingerprint;

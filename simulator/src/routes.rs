@@ -44,6 +44,8 @@ pub enum PowerBiPath {
     Datasources { group: String, dataset: String },
     /// `/groups/{group}/datasets/{dataset}/Default.TakeOver`
     TakeOver { group: String, dataset: String },
+    /// `/gateways/{gateway}`
+    Gateway { gateway: String },
     /// `/gateways/{gateway}/datasources/{datasource}`
     GatewayDatasource { gateway: String, datasource: String },
 }
@@ -139,6 +141,9 @@ impl Route {
                 _,
                 "default.takeover",
             ] => ds(|group, dataset| PowerBiPath::TakeOver { group, dataset }),
+            ["v1.0", "myorg", "gateways", _] => {
+                Self::PowerBi(PowerBiPath::Gateway { gateway: id(3) })
+            }
             ["v1.0", "myorg", "gateways", _, "datasources", _] => {
                 Self::PowerBi(PowerBiPath::GatewayDatasource {
                     gateway: id(3),

@@ -964,3 +964,69 @@ async fn a_post_that_states_no_length_gets_411_and_one_that_does_is_served() {
     let token = lenient.pbi_token().await;
     assert_eq!(lenient.post_without_length(&path, &token).await.status, 202);
 }
+
+/// The example seed with the Xero dataset's data source moved to an on-premises gateway.
+fn on_premises(key_bits: u32, admins: Option<Vec<String>>) -> powerbi_sim::Seed {
+    let mut seed = seed();
+    seed.gateways.push(powerbi_sim::seed::GatewaySeed {
+        id: GATEWAY.to_owned(),
+        name: Some("Office".to_owned()),
+        key_bits,
+        admins,
+    });
+    seed
+}
+
+#[tokio::test]
+async fn an_on_premises_gateway_publishes_its_key_and_reads_only_encrypted_credentials_from_admins()
+{
+    let h = Harness::start_with(on_premises(2048, None)).await;
+    let token = h.pbi_token().await;
+    let gateway = h
+        .pbi(Method::GET, &format!("/gateways/{GATEWAY}"), &token, None)
+        .await;
+    assert_eq!(gateway.status, 200, "{}", gateway.text);
+    let body = gateway.json();
+    assert_eq!(body["type"], "Resource");
+    assert_eq!(body["publicKey"]["exponent"], "AQAB");
+    let modulus = body["publicKey"]["modulus"].as_str().expect("modulus");
+    assert_eq!(
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, modulus)
+            .unwrap()
+            .len(),
+        256
+    );
+    // A cloud source's gateway is not one Get Gateway shows.
+    let cloud = h
+        .pbi(
+            Method::GET,
+            &format!("/gateways/{PERSONS_GATEWAY}"),
+            &token,
+            None,
+        )
+        .await;
+    cloud.assert_pbi_error(404, "PowerBIEntityNotFound");
+
+    // Plain credentials, or a blob it cannot read, are refused as the live service does.
+    let (access, _) = h.xero_tokens(INITIAL_REFRESH_TOKEN).await;
+    let plain = h
+        .set_credentials(&token, GATEWAY, DATASOURCE, &access)
+        .await;
+    plain.assert_pbi_error(400, "DM_GWPipeline_UnknownError");
+    let mut garbled = credentials_body(&access);
+    garbled["credentialDetails"]["encryptionAlgorithm"] = json!("RSA-OAEP");
+    garbled["credentialDetails"]["credentials"] = json!("bm90IGVuY3J5cHRlZA==");
+    let path = format!("/gateways/{GATEWAY}/datasources/{DATASOURCE}");
+    h.pbi(Method::PATCH, &path, &token, Some(&garbled))
+        .await
+        .assert_pbi_error(400, "DM_GWPipeline_UnknownError");
+
+    // Only an admin of the gateway's data source may set them at all.
+    let other = Harness::start_with(on_premises(1024, Some(vec!["someone-else".to_owned()]))).await;
+    let token = other.pbi_token().await;
+    let (access, _) = other.xero_tokens(INITIAL_REFRESH_TOKEN).await;
+    other
+        .set_credentials(&token, GATEWAY, DATASOURCE, &access)
+        .await
+        .assert_pbi_error(401, "PowerBINotAuthorizedException");
+}

@@ -74,6 +74,9 @@ reasons! {
     DatasourceNotFound,
     /// The dataset has several Xero datasources and `spec.dataset.datasourceId` is not set.
     DatasourceAmbiguous,
+    /// The datasource is on an on-premises gateway whose data source the operator's principal
+    /// is not an admin of.
+    GatewayAdminRequired,
     /// Power BI refused the Xero credentials the operator set on the datasource.
     CredentialsRejected,
     /// No Xero connection has the configured organisation name.
@@ -116,6 +119,7 @@ impl Reason {
             Reason::XeroRefreshTokenRejected
                 | Reason::XeroAppRejected
                 | Reason::CredentialsRejected
+                | Reason::GatewayAdminRequired
                 | Reason::SecretNotFound
                 | Reason::SecretKeyMissing
                 | Reason::SecretValueInvalid

@@ -2,6 +2,7 @@
 
 mod client;
 mod entra;
+pub mod gateway_key;
 pub mod models;
 
 pub use client::{PowerBiClient, RefreshTriggered};

@@ -315,6 +315,46 @@ impl Datasource {
     }
 }
 
+/// A gateway, as Get Gateway answers: an on-premises gateway's public key encrypts the
+/// credentials sent to it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Gateway {
+    /// The gateway id.
+    pub id: String,
+    /// Its name.
+    pub name: Option<String>,
+    /// `Resource` for an on-premises (standard mode) gateway.
+    #[serde(rename = "type")]
+    pub gateway_type: Option<String>,
+    /// Its public key.
+    pub public_key: Option<GatewayPublicKey>,
+}
+
+/// A gateway's RSA public key, base64 big-endian integers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayPublicKey {
+    /// The public exponent (usually `AQAB`).
+    pub exponent: String,
+    /// The modulus.
+    pub modulus: String,
+}
+
+/// How credentials travel to a data source's gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialEncryption {
+    /// A cloud source: the credentials JSON as it is (`encryptionAlgorithm: None`).
+    None,
+    /// An on-premises gateway: encrypted with its public key (`RSA-OAEP`).
+    Gateway {
+        /// The gateway's name, for messages.
+        name: String,
+        /// Its public key.
+        key: GatewayPublicKey,
+    },
+}
+
 /// A data source's connection details; which fields are set depends on its type.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]

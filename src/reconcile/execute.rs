@@ -11,7 +11,9 @@ use super::services::Session;
 use crate::api::Reason;
 use crate::error::{ClientError, ErrorCategory};
 use crate::matches::Matches;
-use crate::powerbi::models::{Datasource, NOTIFY_NOBODY, PrivacyLevel, RefreshScheduleUpdate};
+use crate::powerbi::models::{
+    CredentialEncryption, Datasource, Gateway, NOTIFY_NOBODY, PrivacyLevel, RefreshScheduleUpdate,
+};
 use crate::secret::SecretString;
 use crate::xero::{
     XeroAccessToken, XeroAllowance, XeroConnection, XeroSecretRef, find_organisation,
@@ -313,14 +315,16 @@ pub(super) async fn update_datasource(
                 token,
                 &binding.gateway_id,
                 &binding.datasource_id,
-                access_token,
+                (access_token, &binding.encryption),
                 PrivacyLevel::Organizational,
             )
             .await;
         (result, binding)
     };
+    let on_premises = binding.encryption != CredentialEncryption::None;
     let (result, binding) = match update(binding).await {
-        (Err(err), _) if needs_ownership(&err) && session.spec.take_over => {
+        // Taking the dataset over makes no one an admin of an on-premises gateway.
+        (Err(err), _) if needs_ownership(&err) && session.spec.take_over && !on_premises => {
             take_over(session, token, dataset_id).await?;
             // The new owner's binding (gateway and datasource ids) can differ from the old one.
             session
@@ -339,12 +343,31 @@ pub(super) async fn update_datasource(
             .datasources
             .forget(&binding_key(session, dataset_id));
     }
-    result.map_err(|err| update_datasource_error(err, &binding.datasource_id))
+    result.map_err(|err| update_datasource_error(err, &binding))
 }
 
-/// Why Update Datasource failed: not the owner, the credentials refused, or the call itself.
-fn update_datasource_error(err: ClientError, datasource: &str) -> StepError {
+/// Why Update Datasource failed: not an admin of the on-premises gateway, not the owner, the
+/// credentials refused, or the call itself.
+fn update_datasource_error(err: ClientError, binding: &DatasourceBinding) -> StepError {
+    let datasource = &binding.datasource_id;
     match err.category() {
+        ErrorCategory::Unauthorized | ErrorCategory::Forbidden
+            if binding.encryption != CredentialEncryption::None =>
+        {
+            let gateway = match &binding.encryption {
+                CredentialEncryption::Gateway { name, .. } => name.as_str(),
+                CredentialEncryption::None => "",
+            };
+            StepError::Finding(Failure {
+                reason: Reason::GatewayAdminRequired,
+                message: format!(
+                    "Power BI refused the credentials for datasource {datasource} on the on-premises gateway {gateway} ({}): {}; the operator's principal must be an admin of that data source: a gateway admin adds it under Manage connections and gateways, the connection's Manage users",
+                    binding.gateway_id,
+                    err.message()
+                ),
+                needs_human: true,
+            })
+        }
         _ if needs_ownership(&err) => ownership_or_call(err),
         // Power BI tests the connection when credentials are set and refuses ones that do not
         // work with 400 (for example DM_GWPipeline_Gateway_InvalidConnectionCredentials).
@@ -375,11 +398,13 @@ fn a_fresh_token_may_help(err: &StepError) -> bool {
     )
 }
 
-/// The gateway and datasource ids of a dataset's Xero datasource.
+/// The gateway and datasource ids of a dataset's Xero datasource, and how credentials travel to
+/// its gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct DatasourceBinding {
+pub(crate) struct DatasourceBinding {
     pub gateway_id: String,
     pub datasource_id: String,
+    pub encryption: CredentialEncryption,
 }
 
 /// What the binding of a dataset's datasource is remembered by.
@@ -399,11 +424,8 @@ pub(super) async fn datasource_binding(
     dataset_id: &str,
 ) -> Result<DatasourceBinding, StepError> {
     let key = binding_key(session, dataset_id);
-    if let Some((gateway_id, datasource_id)) = session.services.datasources.get(&key) {
-        return Ok(DatasourceBinding {
-            gateway_id,
-            datasource_id,
-        });
+    if let Some(binding) = session.services.datasources.get(&key) {
+        return Ok(binding);
     }
     let datasources = session
         .cloud
@@ -412,14 +434,31 @@ pub(super) async fn datasource_binding(
         .await
         .map_err(StepError::Call)?;
     let (gateway_id, datasource_id) = xero_datasource(&datasources, key.2.as_deref())?;
-    session
-        .services
-        .datasources
-        .put(key, (gateway_id.clone(), datasource_id.clone()));
-    Ok(DatasourceBinding {
+    // An on-premises gateway shows itself with its public key; a cloud source's does not.
+    let gateway = session
+        .cloud
+        .powerbi
+        .gateway(token, &gateway_id)
+        .await
+        .map_err(StepError::Call)?;
+    let encryption = match gateway {
+        Some(Gateway {
+            public_key: Some(key),
+            name,
+            ..
+        }) => CredentialEncryption::Gateway {
+            name: name.unwrap_or_else(|| gateway_id.clone()),
+            key,
+        },
+        _ => CredentialEncryption::None,
+    };
+    let binding = DatasourceBinding {
         gateway_id,
         datasource_id,
-    })
+        encryption,
+    };
+    session.services.datasources.put(key, binding.clone());
+    Ok(binding)
 }
 
 async fn trigger_refresh(

@@ -35,7 +35,8 @@ pub struct Services {
     pub xero: XeroTokenRotation,
     pub xero_api: XeroApi,
     /// The Xero datasource (gateway id, datasource id) of each dataset.
-    pub(super) datasources: Memo<(String, String, Option<String>), (String, String)>,
+    pub(super) datasources:
+        Memo<(String, String, Option<String>), super::execute::DatasourceBinding>,
     /// Power BI service principal Secrets by (namespace, name), read once for all the datasets
     /// that share one; forgotten when the Secret changes.
     pub(super) powerbi_secrets: Memo<(String, String), crate::secret_store::SecretValues>,

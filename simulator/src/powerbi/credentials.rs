@@ -1,17 +1,43 @@
-//! Update Datasource: storing credentials on a gateway data source.
+//! Get Gateway, and Update Datasource: storing credentials on a gateway data source, encrypted
+//! with the gateway's public key when it is an on-premises one.
 
 use axum::http::StatusCode;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::http::{SimRequest, SimResponse};
 use crate::powerbi::access::{Caller, require_owner};
 use crate::powerbi::response::{Served, clip, error};
 use crate::state::World;
-use crate::state::powerbi::Credential;
+use crate::state::powerbi::{Credential, Gateway};
 use crate::state::xero::TokenProblem;
 
+/// `GET /gateways/{gateway}`: an on-premises gateway with its public key. Any other id (a
+/// personal cloud gateway, which Get Gateways does not list either) is not found (the status
+/// for a cloud source's gateway is UNCONFIRMED).
+pub fn get_gateway(world: &mut World, gateway: &str) -> Served {
+    let found = world
+        .powerbi
+        .gateways
+        .iter()
+        .find(|g| g.id.eq_ignore_ascii_case(gateway))
+        .ok_or_else(|| {
+            error(
+                StatusCode::NOT_FOUND,
+                "PowerBIEntityNotFound",
+                "The gateway was not found.",
+            )
+        })?;
+    let mut body = found.to_json();
+    body["@odata.context"] = json!(format!(
+        "{}/v1.0/myorg/$metadata#gateways/$entity",
+        world.config.odata_context_host
+    ));
+    Ok(SimResponse::json(StatusCode::OK, &body))
+}
+
 /// `PATCH /gateways/{gateway}/datasources/{datasource}`: sets the credentials of every
-/// data source with these ids, by an owner only.
+/// data source with these ids: on a cloud source by its owner only, on an on-premises gateway
+/// by an admin of it, encrypted with its public key.
 pub fn update_datasource(
     world: &mut World,
     req: &SimRequest,
@@ -44,11 +70,30 @@ pub fn update_datasource(
             "The data source was not found on the gateway.",
         ));
     };
-    // Cloud source credentials may be set only by the data source owner.
-    if !matches.iter().any(|&(w, d, _)| {
-        world.powerbi.workspaces[w].datasets[d].configured_by == caller.owner_name
-    }) {
-        require_owner(world, caller, (w, d), "update the data source credentials")?;
+    let on_premises = world
+        .powerbi
+        .gateways
+        .iter()
+        .find(|g| g.id.eq_ignore_ascii_case(gateway))
+        .cloned();
+    match &on_premises {
+        // The live error for a principal that is no admin of the data source is UNCONFIRMED.
+        Some(g) if !g.is_admin(&caller.client_id) => {
+            return Err(error(
+                StatusCode::UNAUTHORIZED,
+                "PowerBINotAuthorizedException",
+                "The caller is not an admin of the gateway data source.",
+            ));
+        }
+        Some(_) => {}
+        // Cloud source credentials may be set only by the data source owner.
+        None => {
+            if !matches.iter().any(|&(w, d, _)| {
+                world.powerbi.workspaces[w].datasets[d].configured_by == caller.owner_name
+            }) {
+                require_owner(world, caller, (w, d), "update the data source credentials")?;
+            }
+        }
     }
     let bad = |message: &str| error(StatusCode::BAD_REQUEST, "InvalidRequest", message);
     let body = match req.json_body() {
@@ -64,6 +109,10 @@ pub fn update_datasource(
                 clip(&e)
             )));
         }
+    };
+    let body = match &on_premises {
+        Some(g) => decrypted(body, g)?,
+        None => body,
     };
     let credential = parse_credential_details(&body).map_err(|m| bad(&m))?;
     if world.config.validate_credentials_on_update {
@@ -89,6 +138,47 @@ pub fn update_datasource(
             Some(credential.clone());
     }
     Ok(SimResponse::empty(StatusCode::OK))
+}
+
+/// The request with the credentials an on-premises gateway decrypted from it. What the gateway
+/// cannot read (plain text, not base64, a wrong key, a tampered byte) is refused as the live
+/// service refuses a badly encoded credential: 400 `DM_GWPipeline_UnknownError`.
+fn decrypted(
+    mut body: Map<String, Value>,
+    gateway: &Gateway,
+) -> Result<Map<String, Value>, SimResponse> {
+    let refuse = |why: &str| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "DM_GWPipeline_UnknownError",
+            &format!("The gateway could not read the credentials: {why}."),
+        )
+    };
+    let details = body
+        .iter_mut()
+        .find(|(k, _)| k.eq_ignore_ascii_case("credentialDetails"))
+        .and_then(|(_, v)| v.as_object_mut())
+        .ok_or_else(|| refuse("'credentialDetails' is required"))?;
+    let field = |details: &Map<String, Value>, name: &str| {
+        details
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.as_str().map(str::to_owned))
+    };
+    if !field(details, "encryptionAlgorithm").is_some_and(|a| a.eq_ignore_ascii_case("RSA-OAEP")) {
+        return Err(refuse(
+            "credentials for an on-premises gateway must be encrypted (RSA-OAEP) with its public key",
+        ));
+    }
+    let sealed =
+        field(details, "credentials").ok_or_else(|| refuse("'credentials' is required"))?;
+    let plain = gateway.decrypt(&sealed).map_err(refuse)?;
+    details.retain(|k, _| {
+        !k.eq_ignore_ascii_case("credentials") && !k.eq_ignore_ascii_case("encryptionAlgorithm")
+    });
+    details.insert("credentials".into(), Value::String(plain));
+    details.insert("encryptionAlgorithm".into(), Value::String("None".into()));
+    Ok(body)
 }
 
 fn parse_credential_details(body: &Map<String, Value>) -> Result<Credential, String> {

@@ -16,7 +16,7 @@ mod response;
 mod schedule;
 
 use access::{Caller, authenticate};
-use credentials::update_datasource;
+use credentials::{get_gateway, update_datasource};
 use datasets::{get_dataset, get_datasets, get_datasources, take_over};
 pub use refreshes::refresh_rejection;
 use refreshes::{get_refreshes, post_refresh};
@@ -41,7 +41,8 @@ fn serve(world: &mut World, req: &SimRequest, path: &PowerBiPath) -> Served {
     let allowed: &[Method] = match path {
         PowerBiPath::Datasets { .. }
         | PowerBiPath::Dataset { .. }
-        | PowerBiPath::Datasources { .. } => &[Method::GET],
+        | PowerBiPath::Datasources { .. }
+        | PowerBiPath::Gateway { .. } => &[Method::GET],
         PowerBiPath::Refreshes { .. } => &[Method::GET, Method::POST],
         PowerBiPath::Schedule { .. } => &[Method::GET, Method::PATCH],
         PowerBiPath::TakeOver { .. } => &[Method::POST],
@@ -90,6 +91,7 @@ fn route(world: &mut World, req: &SimRequest, path: &PowerBiPath, caller: &Calle
             get_datasources(world, caller, group, dataset)
         }
         (PowerBiPath::TakeOver { group, dataset }, _) => take_over(world, caller, group, dataset),
+        (PowerBiPath::Gateway { gateway }, _) => get_gateway(world, gateway),
         (
             PowerBiPath::GatewayDatasource {
                 gateway,

@@ -15,7 +15,8 @@ mod xero;
 pub use config::{DailyLimitWindow, GraceReuse, RateLimit, SimConfig};
 pub use entra::{FederatedCredentialSeed, ServicePrincipalSeed};
 pub use powerbi::{
-    Capacity, CredentialSeed, DatasetSeed, DatasourceSeed, RefreshSeed, ScheduleSeed, WorkspaceSeed,
+    Capacity, CredentialSeed, DatasetSeed, DatasourceSeed, GatewaySeed, RefreshSeed, ScheduleSeed,
+    WorkspaceSeed,
 };
 pub use xero::{XeroAccessTokenSeed, XeroAppSeed, XeroConnectionSeed, XeroSeed, XeroTokenSeed};
 
@@ -31,6 +32,8 @@ pub struct Seed {
     pub workspaces: Vec<WorkspaceSeed>,
     /// Xero apps, connections and already-issued tokens.
     pub xero: XeroSeed,
+    /// On-premises data gateways; a data source on any other gateway id is a cloud source.
+    pub gateways: Vec<GatewaySeed>,
 }
 
 impl Seed {

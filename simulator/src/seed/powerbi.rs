@@ -3,6 +3,30 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+/// An on-premises data gateway (standard mode): data sources whose `gatewayId` names it take
+/// credentials encrypted with its public key, from its admins only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatewaySeed {
+    /// The gateway id.
+    pub id: String,
+    /// Its name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// 1024 or 2048: which of the simulator's two key pairs it holds (Microsoft's SDKs encrypt
+    /// differently for 1024-bit keys).
+    #[serde(default = "default_key_bits")]
+    pub key_bits: u32,
+    /// Client ids of the principals that administer its data sources; every principal when
+    /// absent.
+    #[serde(default)]
+    pub admins: Option<Vec<String>>,
+}
+
+fn default_key_bits() -> u32 {
+    2048
+}
+
 /// Shared (Pro) or Premium capacity; decides quotas and schedule slots.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Capacity {

@@ -53,8 +53,10 @@ impl World {
             .first()
             .map(owner_name)
             .unwrap_or_else(|| "admin@contoso.com".to_owned());
-        let powerbi = PowerBiState::from_seed(seed.workspaces, &owner_default, now, &seed.config)
-            .map_err(Error::Seed)?;
+        let mut powerbi =
+            PowerBiState::from_seed(seed.workspaces, &owner_default, now, &seed.config)
+                .map_err(Error::Seed)?;
+        powerbi.gateways = powerbi::Gateway::from_seeds(&seed.gateways).map_err(Error::Seed)?;
         let xero = XeroState::from_seed(&seed.xero, &seed.config, now).map_err(Error::Seed)?;
         Ok(Self {
             config: seed.config,

@@ -11,11 +11,13 @@ use crate::state::xero::XeroState;
 
 mod credential;
 mod dataset;
+mod gateway;
 mod refresh;
 mod schedule;
 
 pub use credential::Credential;
 pub use dataset::{Dataset, Workspace};
+pub use gateway::Gateway;
 pub use refresh::{CountXeroCalls, Outcome, Refresh, RefreshRejection};
 pub use schedule::ScheduleRules;
 
@@ -23,6 +25,8 @@ pub use schedule::ScheduleRules;
 #[derive(Debug, Default)]
 pub struct PowerBiState {
     pub(crate) workspaces: Vec<Workspace>,
+    /// On-premises gateways.
+    pub(crate) gateways: Vec<Gateway>,
 }
 
 impl PowerBiState {
@@ -51,7 +55,10 @@ impl PowerBiState {
                 datasets,
             });
         }
-        Ok(Self { workspaces })
+        Ok(Self {
+            workspaces,
+            gateways: Vec::new(),
+        })
     }
 
     /// Finds a dataset by id in any workspace: (workspace index, dataset index).
