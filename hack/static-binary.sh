@@ -11,7 +11,9 @@ cd "$root"
 
 # RUSTFLAGS apply to the target only when --target is given, so build scripts and proc macros
 # stay dynamic and the host build cache is not invalidated.
-RUSTFLAGS="-C target-feature=+crt-static" \
+# --version names the commit it was built from.
+revision=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || true)
+XERO_OPERATOR_REVISION="$revision" RUSTFLAGS="-C target-feature=+crt-static" \
   "${CARGO:-cargo}" build --release --locked --target "$target" --bin xero-operator >&2
 binary="$root/target/$target/release/xero-operator"
 
@@ -24,8 +26,14 @@ if readelf -d "$binary" 2>/dev/null | grep -q '(NEEDED)'; then
   readelf -d "$binary" | grep '(NEEDED)' >&2
   exit 1
 fi
-# It runs with an empty environment (as in the image): version, and the CRD it would install.
-env -i "$binary" --version >&2
+# It runs with an empty environment (as in the image): version (with the commit), and the CRD it
+# would install.
+version=$(env -i "$binary" --version)
+echo "$version" >&2
+if [ -n "$revision" ] && ! grep -q "($revision)" <<<"$version"; then
+  echo "static-binary: '$binary --version' does not name the commit $revision: $version" >&2
+  exit 1
+fi
 env -i "$binary" crd | grep -q '^kind: CustomResourceDefinition$' || {
   echo "static-binary: '$binary crd' did not print the CRD" >&2
   exit 1

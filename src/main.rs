@@ -7,10 +7,20 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use xero_operator::cli::{self, CliError};
 use xero_operator::telemetry::{self, LogFormat};
 
+/// What `--version` prints: the crate's version, and the git revision of the build when it was
+/// made from a checkout (`XERO_OPERATOR_REVISION`, which hack/static-binary.sh sets).
+static VERSION: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| match option_env!("XERO_OPERATOR_REVISION") {
+        Some(revision) if !revision.is_empty() => {
+            format!("{} ({revision})", env!("CARGO_PKG_VERSION"))
+        }
+        _ => env!("CARGO_PKG_VERSION").to_owned(),
+    });
+
 #[derive(Parser)]
 #[command(
     name = "xero-operator",
-    version,
+    version = VERSION.as_str(),
     about = "Keeps Power BI datasets built on Xero refreshing"
 )]
 struct Cli {

@@ -1401,3 +1401,46 @@ async fn crd_template_equals_crds_dir() {
         "crds.install=false still renders the CRD"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The chart as a package
+
+#[tokio::test]
+async fn the_chart_carries_the_operators_version_and_packages() {
+    let version = env!("CARGO_PKG_VERSION");
+    let text = std::fs::read_to_string(format!("{CHART}/Chart.yaml")).expect("Chart.yaml");
+    let chart: Value = serde_yaml::from_str(&text).expect("Chart.yaml parses");
+    assert_eq!(chart["version"], version, "chart version");
+    assert_eq!(chart["appVersion"], version, "appVersion");
+    assert!(chart["kubeVersion"].is_string());
+    let annotations = &chart["annotations"];
+    for key in [
+        "artifacthub.io/crds",
+        "artifacthub.io/images",
+        "artifacthub.io/changes",
+        "artifacthub.io/license",
+    ] {
+        assert!(annotations[key].is_string(), "{key}");
+    }
+    let images = annotations["artifacthub.io/images"].as_str().unwrap();
+    assert!(
+        images.contains(&format!("ghcr.io/xero-operator/xero-operator:{version}")),
+        "{images}"
+    );
+    let out = tempfile::tempdir().expect("dir");
+    helm_ok(
+        &[
+            "package",
+            CHART,
+            "--destination",
+            out.path().to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert!(
+        out.path()
+            .join(format!("xero-operator-{version}.tgz"))
+            .is_file()
+    );
+}
