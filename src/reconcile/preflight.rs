@@ -19,6 +19,7 @@ use super::services::{Services, Session};
 use super::validate::{ValidatedSpec, validate};
 use crate::api::{Reason, XeroDataset};
 use crate::endpoints::Cloud;
+use crate::xero::XeroAccessToken;
 
 /// One link of the chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,8 +195,27 @@ async fn check_links(
         ),
     );
 
+    let xero = check_xero_links(report, &session).await?;
+
+    update_datasource(&session, &token, &dataset_id, binding, &xero.access_token)
+        .await
+        .map_err(at(Link::CredentialsAccepted))?;
+    report.pass(
+        Link::CredentialsAccepted,
+        "OAuth2 credential set on the datasource".to_owned(),
+    );
+    Ok(())
+}
+
+/// The Xero links: the refresh-token exchange (the new token stored), the organisation among the
+/// connections, and the app's calls left in it; the access token for the last link.
+async fn check_xero_links(
+    report: &mut Preflight,
+    session: &Session<'_>,
+) -> Result<XeroAccessToken, (Link, StepError)> {
+    let at = |link| move |err| (link, err);
     let secret = session.xero_secret();
-    let xero = xero_access_token(&session, &secret)
+    let xero = xero_access_token(session, &secret)
         .await
         .map_err(at(Link::XeroSignIn))?;
     report.pass(
@@ -206,7 +226,7 @@ async fn check_links(
         ),
     );
 
-    let organisation = xero_organisation(&session, &xero.access_token)
+    let organisation = xero_organisation(session, &xero.access_token)
         .await
         .map_err(at(Link::XeroOrganisation))?;
     report.pass(
@@ -219,7 +239,7 @@ async fn check_links(
     );
 
     let allowance = xero_allowance(
-        &session,
+        session,
         &secret,
         &xero.access_token,
         &organisation.tenant_id,
@@ -235,15 +255,7 @@ async fn check_links(
             left(allowance.minute)
         ),
     );
-
-    update_datasource(&session, &token, &dataset_id, binding, &xero.access_token)
-        .await
-        .map_err(at(Link::CredentialsAccepted))?;
-    report.pass(
-        Link::CredentialsAccepted,
-        "OAuth2 credential set on the datasource".to_owned(),
-    );
-    Ok(())
+    Ok(xero)
 }
 
 /// The failure policy's waits do not matter to a one-off check.

@@ -45,24 +45,7 @@ pub fn update_datasource(
     gateway: &str,
     datasource: &str,
 ) -> Served {
-    let matches: Vec<(usize, usize, usize)> = world
-        .powerbi
-        .workspaces
-        .iter()
-        .enumerate()
-        .flat_map(|(w, ws)| {
-            ws.datasets.iter().enumerate().flat_map(move |(d, ds)| {
-                ds.datasources
-                    .iter()
-                    .enumerate()
-                    .filter_map(move |(s, src)| {
-                        (src.gateway_id.eq_ignore_ascii_case(gateway)
-                            && src.datasource_id.eq_ignore_ascii_case(datasource))
-                        .then_some((w, d, s))
-                    })
-            })
-        })
-        .collect();
+    let matches = bound_datasources(world, gateway, datasource);
     let Some(&(w, d, s)) = matches.first() else {
         return Err(error(
             StatusCode::NOT_FOUND,
@@ -76,25 +59,7 @@ pub fn update_datasource(
         .iter()
         .find(|g| g.id.eq_ignore_ascii_case(gateway))
         .cloned();
-    match &on_premises {
-        // The live error for a principal that is no admin of the data source is UNCONFIRMED.
-        Some(g) if !g.is_admin(&caller.client_id) => {
-            return Err(error(
-                StatusCode::UNAUTHORIZED,
-                "PowerBINotAuthorizedException",
-                "The caller is not an admin of the gateway data source.",
-            ));
-        }
-        Some(_) => {}
-        // Cloud source credentials may be set only by the data source owner.
-        None => {
-            if !matches.iter().any(|&(w, d, _)| {
-                world.powerbi.workspaces[w].datasets[d].configured_by == caller.owner_name
-            }) {
-                require_owner(world, caller, (w, d), "update the data source credentials")?;
-            }
-        }
-    }
+    may_set_credentials(world, caller, &matches, on_premises.as_ref())?;
     let bad = |message: &str| error(StatusCode::BAD_REQUEST, "InvalidRequest", message);
     let body = match req.json_body() {
         Ok(Some(Value::Object(body))) => body,
@@ -138,6 +103,57 @@ pub fn update_datasource(
             Some(credential.clone());
     }
     Ok(SimResponse::empty(StatusCode::OK))
+}
+
+/// The (workspace, dataset, data source) indexes of every data source bound to these ids.
+fn bound_datasources(world: &World, gateway: &str, datasource: &str) -> Vec<(usize, usize, usize)> {
+    world
+        .powerbi
+        .workspaces
+        .iter()
+        .enumerate()
+        .flat_map(|(w, ws)| {
+            ws.datasets.iter().enumerate().flat_map(move |(d, ds)| {
+                ds.datasources
+                    .iter()
+                    .enumerate()
+                    .filter_map(move |(s, src)| {
+                        (src.gateway_id.eq_ignore_ascii_case(gateway)
+                            && src.datasource_id.eq_ignore_ascii_case(datasource))
+                        .then_some((w, d, s))
+                    })
+            })
+        })
+        .collect()
+}
+
+/// On an on-premises gateway only its admins may set credentials (the live error for anyone
+/// else is UNCONFIRMED); on a cloud source only the data source owner.
+fn may_set_credentials(
+    world: &World,
+    caller: &Caller,
+    matches: &[(usize, usize, usize)],
+    on_premises: Option<&Gateway>,
+) -> Result<(), SimResponse> {
+    match on_premises {
+        Some(g) if !g.is_admin(&caller.client_id) => Err(error(
+            StatusCode::UNAUTHORIZED,
+            "PowerBINotAuthorizedException",
+            "The caller is not an admin of the gateway data source.",
+        )),
+        Some(_) => Ok(()),
+        None => {
+            let owned = matches.iter().any(|&(w, d, _)| {
+                world.powerbi.workspaces[w].datasets[d].configured_by == caller.owner_name
+            });
+            match matches.first() {
+                Some(&(w, d, _)) if !owned => {
+                    require_owner(world, caller, (w, d), "update the data source credentials")
+                }
+                _ => Ok(()),
+            }
+        }
+    }
 }
 
 /// The request with the credentials an on-premises gateway decrypted from it. What the gateway
