@@ -45,6 +45,11 @@ pub struct Context {
     secret_changes: Mutex<HashSet<ObjectRef<XeroDataset>>>,
     /// The last resourceVersion seen of each Secret, to tell changes from re-lists.
     secret_versions: Mutex<HashMap<(String, String), String>>,
+    /// Changed Secrets (namespace, name) that no cached XeroDataset referenced when the change
+    /// arrived: at start-up the Secret watch can list before the XeroDatasets are cached, and a
+    /// Secret whose last exchange never finished must still get it done again. The first
+    /// XeroDataset that references one takes the change.
+    unclaimed_secret_changes: Mutex<HashSet<(String, String)>>,
 }
 
 impl Context {
@@ -67,6 +72,7 @@ impl Context {
             written: WrittenStatuses::default(),
             secret_changes: Mutex::new(HashSet::new()),
             secret_versions: Mutex::new(HashMap::new()),
+            unclaimed_secret_changes: Mutex::new(HashSet::new()),
         }
     }
 
@@ -116,15 +122,32 @@ impl Context {
         if let Ok(mut changes) = self.secret_changes.lock() {
             changes.extend(datasets.iter().cloned());
         }
+        if datasets.is_empty()
+            && let Ok(mut unclaimed) = self.unclaimed_secret_changes.lock()
+        {
+            unclaimed.insert((namespace.to_owned(), name.to_owned()));
+        }
         tracing::debug!(secret = %format!("{namespace}/{name}"), datasets = datasets.len(), "a referenced Secret changed");
         datasets
     }
 
-    /// Whether a referenced Secret changed since the last reconcile of `xds` (and forgets it).
+    /// Whether a referenced Secret changed since the last reconcile of `xds` (and forgets it),
+    /// including a change no XeroDataset was there to take.
     fn take_secret_change(&self, xds: &XeroDataset) -> bool {
-        self.secret_changes
+        let mapped = self
+            .secret_changes
             .lock()
-            .is_ok_and(|mut changes| changes.remove(&ObjectRef::from_obj(xds)))
+            .is_ok_and(|mut changes| changes.remove(&ObjectRef::from_obj(xds)));
+        let namespace = xds.metadata.namespace.as_deref().unwrap_or_default();
+        let unclaimed = self
+            .unclaimed_secret_changes
+            .lock()
+            .is_ok_and(|mut unclaimed| {
+                let before = unclaimed.len();
+                unclaimed.retain(|(ns, name)| ns != namespace || !references_secret(xds, name));
+                unclaimed.len() < before
+            });
+        mapped || unclaimed
     }
 
     /// Whether a Secret watch event is a change: a new resourceVersion of a Secret seen before,
