@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh: watch xero-operator heal a Power BI dataset broken by expired Xero credentials.
 #
-# Builds the operator and the simulator, starts a control plane (etcd + kube-apiserver, CRDs
+# Builds the operator and the simulator (and, on first use, etcd, kube-apiserver and kubectl from
+# the Go module proxy, side by side with the Rust build), starts a control plane (etcd + kube-apiserver, CRDs
 # installed) in .testbed-demo and the Power BI / Entra ID / Xero simulator seeded with the broken
 # tenant of examples/demo/seed.yaml, applies examples/demo/*.yaml, runs the operator, and shows
 # the XeroDataset, its events and the simulator's view of the dataset while it heals. Then it
@@ -113,17 +114,39 @@ healed_in_kubernetes() {
   [ "$seen" = "True/Completed" ]
 }
 
-say "Building xero-operator and the simulator"
-cargo build --locked --bins -p xero-operator -p powerbi-sim
-
-say "Starting a control plane in $dir (etcd + kube-apiserver, CRDs installed)"
 mkdir -p "$dir"
 echo '*' >"$dir/.gitignore"
+
+# The Go-built control plane and the Rust build side by side: on a fresh machine each takes
+# minutes, and neither keeps both cores busy all the time. The demo needs no helm.
+say "Building etcd, kube-apiserver, kubectl (Go) and xero-operator, the simulator, the testbed (Rust) side by side"
+./hack/testbed-bins.sh kube-apiserver kubectl etcd >"$dir/bins.out" &
+bins_job=$!
+pids+=("$bins_job")
+# What is being built and for how long, every 30 seconds (cargo's own lines say which crate).
+(
+  while sleep 30; do
+    busy="Rust"
+    kill -0 "$bins_job" 2>/dev/null && busy="$busy and Go"
+    printf '%sdemo: building %s (%s)%s\n' "$dim" "$busy" "$(elapsed)" "$reset"
+  done
+) &
+ticker=$!
+pids+=("$ticker")
+cargo build --locked --bins -p xero-operator -p powerbi-sim -p xero-testbed
+echo "Rust built ($(elapsed))"
+if ! wait "$bins_job"; then
+  fail "building the testbed binaries failed (see above)"
+fi
+bin=$(tail -n1 "$dir/bins.out")
+kill "$ticker" 2>/dev/null || true
+echo "everything built ($(elapsed))"
+
+say "Starting a control plane in $dir (etcd + kube-apiserver, CRDs installed)"
 # A leftover from an interrupted demo would carry old state: start afresh.
 ./hack/testbed.sh down "$dir" >/dev/null
 testbed_started=1
 ./hack/testbed.sh up "$dir" >"$dir/up.log" || { cat "$dir/up.log" >&2; fail "the control plane did not start"; }
-bin=$(./hack/testbed-bins.sh)
 export PATH="$bin:$PATH"
 export KUBECONFIG="$root/$dir/kubeconfig"
 kubectl get crd xerodatasets.xero-operator.dev -o name

@@ -1,32 +1,39 @@
 #!/usr/bin/env bash
-# Builds the testbed binaries (kube-apiserver, kubectl, etcd, helm) from the Go module proxy into
-# a cache directory keyed by their versions, and prints that directory. Does nothing when the
-# binaries are already there. The wrapper modules under tools/ pin every version.
+# testbed-bins.sh [TOOL...]: builds the testbed binaries from the Go module proxy into a cache
+# directory keyed by their versions, and prints that directory. TOOL is any of kube-apiserver,
+# kubectl, etcd, helm (default: all four; the demo and a control plane need no helm). A binary
+# already in the cache is not built again. The wrapper modules under tools/ pin every version.
+#
+# The tools are built concurrently (kube-apiserver and kubectl in one `go build`, which shares
+# their packages; etcd and helm each in their own), and a line every 30 seconds says what is
+# still being built and for how long.
 set -euo pipefail
 
 KUBE_VERSION=v1.36.3
 ETCD_VERSION=v3.6.16
 HELM_VERSION=v3.19.0
+ALL_TOOLS="kube-apiserver kubectl etcd helm"
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 key="k8s-${KUBE_VERSION}-etcd-${ETCD_VERSION}-helm-${HELM_VERSION}"
 bin=${XERO_TESTBED_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/xero-operator/testbed/$key}
+log() { echo "testbed-bins: $*" >&2; }
 
-if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kubectl" ] && [ -x "$bin/etcd" ] && [ -x "$bin/helm" ] &&
-  [ -f "$bin/.complete" ]; then
+wanted=("$@")
+[ ${#wanted[@]} -gt 0 ] || read -r -a wanted <<<"$ALL_TOOLS"
+missing=()
+for tool in "${wanted[@]}"; do
+  case " $ALL_TOOLS " in *" $tool "*) ;; *) log "unknown tool $tool (known: $ALL_TOOLS)"; exit 2 ;; esac
+  # A binary is moved into the cache only once it is whole, so one that is there is complete.
+  [ -x "$bin/$tool" ] || missing+=("$tool")
+done
+if [ ${#missing[@]} -eq 0 ]; then
   echo "$bin"
   exit 0
 fi
+needs() { case " ${missing[*]} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
-command -v go >/dev/null || { echo "testbed-bins: Go is required to build the testbed binaries" >&2; exit 1; }
-
-# Build into a staging directory and move it into place, so an interrupted build never leaves a
-# half-filled cache that a later run would trust.
-mkdir -p "$(dirname "$bin")"
-stage=$(mktemp -d "$(dirname "$bin")/.stage.XXXXXX")
-trap 'rm -rf "$stage"' EXIT
-
-log() { echo "testbed-bins: $*" >&2; }
+command -v go >/dev/null || { log "Go is required to build the testbed binaries"; exit 1; }
 export CGO_ENABLED=0
 # The installed Go builds them, never one downloaded on the fly (the tools' go.mod files need
 # 1.26): what runs is what the machine's owner installed.
@@ -34,33 +41,88 @@ export GOTOOLCHAIN=local
 need=$(sed -n 's/^go //p' "$root/tools/kube/go.mod")
 have=$(go env GOVERSION | sed 's/^go//')
 if [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -n1)" != "$need" ]; then
-  echo "testbed-bins: Go $need or newer is required to build the testbed binaries (found $have)" >&2
+  log "Go $need or newer is required to build the testbed binaries (found $have)"
   exit 1
 fi
 
+# Build into a staging directory and move each binary into place, so an interrupted build never
+# leaves a half-written binary that a later run would trust.
+mkdir -p "$bin"
+stage=$(mktemp -d "$bin/.stage.XXXXXX")
+jobs=()
+cleanup() {
+  for pid in "${jobs[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$stage"
+}
+trap cleanup EXIT
+# A stop by signal runs the EXIT trap too, which stops the builds.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
 v=k8s.io/component-base/version
-kube_ldflags="-s -w -X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
-# kubectl reads its own version from client-go's copy of the version package.
+# kubectl reads its own version from client-go's copy of the version package; -X for a package
+# a binary does not link is ignored, so one set of flags serves both.
 cv=k8s.io/client-go/pkg/version
-kubectl_ldflags="$kube_ldflags -X $cv.gitVersion=$KUBE_VERSION -X $cv.gitMajor=1 -X $cv.gitMinor=$minor -X $cv.gitTreeState=clean"
+kube_ldflags="-s -w -X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
+kube_ldflags="$kube_ldflags -X $cv.gitVersion=$KUBE_VERSION -X $cv.gitMajor=1 -X $cv.gitMinor=$minor -X $cv.gitTreeState=clean"
+hv=helm.sh/helm/v3/internal/version
+helm_ldflags="-s -w -X $hv.version=$HELM_VERSION -X $hv.gitTreeState=clean"
+helm_ldflags="$helm_ldflags -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
+
+# build NAME MODULE_DIR LDFLAGS PACKAGE...: one `go build` in the background, its output in
+# $stage/NAME.log; the binaries land in $stage/out.
+names=()
+build() {
+  local name=$1 dir=$2 ldflags=$3
+  shift 3
+  (cd "$root/tools/$dir" && go build -trimpath -ldflags "$ldflags" -o "$stage/out/" "$@") \
+    >"$stage/$name.log" 2>&1 &
+  jobs+=($!)
+  names+=("$name")
+}
+mkdir -p "$stage/out"
+kube_pkgs=()
+needs kube-apiserver && kube_pkgs+=(k8s.io/kubernetes/cmd/kube-apiserver)
+needs kubectl && kube_pkgs+=(k8s.io/kubernetes/cmd/kubectl)
+[ ${#kube_pkgs[@]} -eq 0 ] || build "${kube_pkgs[*]##*/}" kube "$kube_ldflags" "${kube_pkgs[@]}"
+needs etcd && build etcd etcd "-s -w" go.etcd.io/etcd/server/v3
+needs helm && build helm helm "$helm_ldflags" helm.sh/helm/v3/cmd/helm
 
 start=$(date +%s)
-log "building kube-apiserver $KUBE_VERSION (cold: several minutes)"
-(cd "$root/tools/kube" && go build -trimpath -ldflags "$kube_ldflags" -o "$stage/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
-log "building kubectl $KUBE_VERSION"
-(cd "$root/tools/kube" && go build -trimpath -ldflags "$kubectl_ldflags" -o "$stage/kubectl" k8s.io/kubernetes/cmd/kubectl)
-log "building etcd $ETCD_VERSION"
-(cd "$root/tools/etcd" && go build -trimpath -ldflags "-s -w" -o "$stage/etcd" go.etcd.io/etcd/server/v3)
-log "building helm $HELM_VERSION"
-hv=helm.sh/helm/v3/internal/version
-(cd "$root/tools/helm" && go build -trimpath \
-  -ldflags "-s -w -X $hv.version=$HELM_VERSION -X $hv.gitTreeState=clean -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor" \
-  -o "$stage/helm" helm.sh/helm/v3/cmd/helm)
-touch "$stage/.complete"
-
-rm -rf "$bin"
-mv "$stage" "$bin"
-trap - EXIT
-log "built in $(( $(date +%s) - start ))s"
+log "building ${missing[*]} (Go $have, ${KUBE_VERSION}, etcd ${ETCD_VERSION}, helm ${HELM_VERSION}); a cold build takes several minutes"
+failed=0
+pending=("${!jobs[@]}")
+next_report=$((start + 30))
+while [ ${#pending[@]} -gt 0 ]; do
+  still=()
+  for i in "${pending[@]}"; do
+    if kill -0 "${jobs[$i]}" 2>/dev/null; then
+      still+=("$i")
+    elif wait "${jobs[$i]}"; then
+      log "built ${names[$i]} ($(( $(date +%s) - start ))s)"
+    else
+      log "building ${names[$i]} failed:"
+      tail -n 40 "$stage/${names[$i]}.log" >&2
+      failed=1
+    fi
+  done
+  pending=("${still[@]}")
+  [ "$failed" = 0 ] || exit 1
+  if [ ${#pending[@]} -gt 0 ] && [ "$(date +%s)" -ge "$next_report" ]; then
+    busy=()
+    for i in "${pending[@]}"; do busy+=("${names[$i]}"); done
+    log "still building ${busy[*]} ($(( $(date +%s) - start ))s)"
+    next_report=$((next_report + 30))
+  fi
+  [ ${#pending[@]} -eq 0 ] || sleep 1
+done
+jobs=()
+# etcd's main package is named after its directory: the binary is "v3".
+[ ! -e "$stage/out/v3" ] || mv "$stage/out/v3" "$stage/out/etcd"
+for tool in "${missing[@]}"; do
+  [ -x "$stage/out/$tool" ] || { log "the build left no $tool"; exit 1; }
+  mv -f "$stage/out/$tool" "$bin/$tool"
+done
+log "built ${missing[*]} in $(( $(date +%s) - start ))s"
 echo "$bin"

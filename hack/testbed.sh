@@ -15,7 +15,8 @@ up)
     echo "testbed already running (pid $(cat "$dir/pid")); kubeconfig: $dir/kubeconfig"
     exit 0
   fi
-  XERO_TESTBED_BIN=$(./hack/testbed-bins.sh)
+  # A control plane needs no helm: it is built only when a test or the chart asks for it.
+  XERO_TESTBED_BIN=$(./hack/testbed-bins.sh kube-apiserver kubectl etcd)
   export XERO_TESTBED_BIN
   cargo build --quiet --locked -p xero-testbed --bin xero-testbed
   mkdir -p "$dir"
@@ -35,7 +36,7 @@ up)
   cat <<MSG
 testbed running: $(cat "$dir/ready")
   export KUBECONFIG=$root/$dir/kubeconfig
-  export PATH=$XERO_TESTBED_BIN:\$PATH     # kubectl and helm matching the server
+  export PATH=$XERO_TESTBED_BIN:\$PATH     # kubectl matching the server (and helm, once make testbed-bins built it)
   kubectl get --raw /version
 stop it with: make testbed-down
 MSG

@@ -146,7 +146,7 @@ async fn the_shared_secret_example_applies_and_the_values_examples_render() {
 
     let home = tempfile::tempdir().expect("helm home");
     for values in ["values-namespaced.yaml", "values-workload-identity.yaml"] {
-        let output = Command::new(&env.plane.binaries().helm)
+        let output = Command::new(&xero_testbed::ensure_binaries().expect("helm").helm)
             .args([
                 "template",
                 "xero-operator",

@@ -33,7 +33,7 @@ async fn install_chart_as(s: &mut Scenario, release: &str, sets: &[String]) {
     let ns = s.env.namespace.clone();
     let account = format!("{release}-xero-operator");
     let helm_home = tempfile::tempdir().expect("helm home");
-    let output = tokio::process::Command::new(&s.env.plane.binaries().helm)
+    let output = tokio::process::Command::new(&xero_testbed::ensure_binaries().expect("helm").helm)
         .args([
             "install",
             release,

@@ -35,32 +35,73 @@ impl TestbedBinaries {
         }
     }
 
-    fn complete(&self) -> bool {
-        [&self.etcd, &self.kube_apiserver, &self.kubectl, &self.helm]
-            .iter()
-            .all(|p| p.is_file())
+    fn path(&self, tool: Tool) -> &Path {
+        match tool {
+            Tool::Etcd => &self.etcd,
+            Tool::KubeApiserver => &self.kube_apiserver,
+            Tool::Kubectl => &self.kubectl,
+            Tool::Helm => &self.helm,
+        }
+    }
+
+    fn has(&self, tools: &[Tool]) -> bool {
+        tools.iter().all(|tool| self.path(*tool).is_file())
     }
 }
 
-/// The testbed binaries, built into the cache by `hack/testbed-bins.sh` when they are missing.
-/// The script runs at most once per process.
+/// One binary `hack/testbed-bins.sh` builds, by its name there.
+#[derive(Debug, Clone, Copy)]
+enum Tool {
+    Etcd,
+    KubeApiserver,
+    Kubectl,
+    Helm,
+}
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Tool::Etcd => "etcd",
+            Tool::KubeApiserver => "kube-apiserver",
+            Tool::Kubectl => "kubectl",
+            Tool::Helm => "helm",
+        }
+    }
+}
+
+const CONTROL_PLANE: &[Tool] = &[Tool::Etcd, Tool::KubeApiserver, Tool::Kubectl];
+const ALL: &[Tool] = &[Tool::Etcd, Tool::KubeApiserver, Tool::Kubectl, Tool::Helm];
+
+/// All the testbed binaries, helm included, built into the cache by `hack/testbed-bins.sh` when
+/// they are missing. The script runs at most once per process.
 pub fn ensure_binaries() -> Result<TestbedBinaries> {
     static FOUND: OnceLock<Result<TestbedBinaries, String>> = OnceLock::new();
     FOUND
-        .get_or_init(|| locate().map_err(|e| e.to_string()))
+        .get_or_init(|| locate(ALL).map_err(|e| e.to_string()))
         .clone()
         .map_err(Error::Binaries)
 }
 
-fn locate() -> Result<TestbedBinaries> {
+/// What a control plane runs (etcd, kube-apiserver) and kubectl; helm only if it is already
+/// there. A demo or `xero-testbed up` never waits for a helm build.
+pub fn ensure_control_plane_binaries() -> Result<TestbedBinaries> {
+    static FOUND: OnceLock<Result<TestbedBinaries, String>> = OnceLock::new();
+    FOUND
+        .get_or_init(|| locate(CONTROL_PLANE).map_err(|e| e.to_string()))
+        .clone()
+        .map_err(Error::Binaries)
+}
+
+fn locate(tools: &[Tool]) -> Result<TestbedBinaries> {
     if let Some(dir) = std::env::var_os("XERO_TESTBED_BIN") {
         let found = TestbedBinaries::in_dir(Path::new(&dir));
-        if found.complete() {
+        if found.has(tools) {
             return Ok(found);
         }
     }
     let script = workspace_root().join("hack/testbed-bins.sh");
     let output = Command::new(&script)
+        .args(tools.iter().map(|tool| tool.name()))
         .stderr(std::process::Stdio::inherit())
         .output()
         .map_err(|e| Error::Binaries(format!("run {}: {e}", script.display())))?;
@@ -77,11 +118,13 @@ fn locate() -> Result<TestbedBinaries> {
         .last()
         .ok_or_else(|| Error::Binaries(format!("{} printed no directory", script.display())))?;
     let found = TestbedBinaries::in_dir(Path::new(dir.trim()));
-    if found.complete() {
+    if found.has(tools) {
         Ok(found)
     } else {
+        let names: Vec<&str> = tools.iter().map(|tool| tool.name()).collect();
         Err(Error::Binaries(format!(
-            "{dir} lacks etcd, kube-apiserver, kubectl or helm"
+            "{dir} lacks one of {}",
+            names.join(", ")
         )))
     }
 }

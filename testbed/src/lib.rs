@@ -25,7 +25,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde::Deserialize as _;
 
-pub use binaries::{TestbedBinaries, ensure_binaries};
+pub use binaries::{TestbedBinaries, ensure_binaries, ensure_control_plane_binaries};
 
 /// How long the control plane may take to become ready.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -112,7 +112,7 @@ impl ControlPlane {
     }
 
     fn start_once(options: &Options) -> Result<Self> {
-        let binaries = ensure_binaries()?;
+        let binaries = ensure_control_plane_binaries()?;
         let (tempdir, dir) = data_dir(options)?;
         // Registered right after each spawn: if a later step fails, dropping the watchdog's
         // stdin on return stops what has started so far.
@@ -189,7 +189,8 @@ impl ControlPlane {
         &self.kubeconfig_path
     }
 
-    /// The binaries the control plane runs, and kubectl and helm beside them.
+    /// The binaries the control plane runs, and kubectl beside them (helm too, but it may not be
+    /// built yet: `ensure_binaries` builds it).
     pub fn binaries(&self) -> &TestbedBinaries {
         &self.binaries
     }

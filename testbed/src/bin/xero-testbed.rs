@@ -46,7 +46,9 @@ fn main() -> ExitCode {
     println!("kube-apiserver ready at {}", plane.server());
     println!("kubeconfig: {}", plane.kubeconfig_path().display());
     println!("kubectl:    {}", plane.binaries().kubectl.display());
-    println!("helm:       {}", plane.binaries().helm.display());
+    if plane.binaries().helm.is_file() {
+        println!("helm:       {}", plane.binaries().helm.display());
+    }
 
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
