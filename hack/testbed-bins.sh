@@ -51,7 +51,10 @@ mkdir -p "$bin"
 stage=$(mktemp -d "$bin/.stage.XXXXXX")
 jobs=()
 cleanup() {
-  for pid in "${jobs[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${jobs[@]}"; do
+    pkill -TERM -P "$pid" 2>/dev/null || true
+    kill "$pid" 2>/dev/null || true
+  done
   rm -rf "$stage"
 }
 trap cleanup EXIT
