@@ -33,12 +33,13 @@ demo: toolchain ## Watch the operator heal a broken Power BI dataset; DEMO_ONCE=
 	@./hack/demo.sh
 
 .PHONY: lint
-lint: toolchain ## cargo fmt --check, clippy with warnings as errors, and cargo-deny (bans, licenses, sources; offline)
+lint: toolchain ## cargo fmt --check, clippy with warnings as errors, cargo-deny (bans, licenses, sources; offline), actionlint on the workflows
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy $(LOCKED) --workspace --all-targets -- -D warnings
 	# The operator as shipped: the tests' bench-clock feature off.
 	$(CARGO) clippy $(LOCKED) -p xero-operator --lib --bins -- -D warnings
 	./hack/cargo-deny.sh
+	./hack/actionlint.sh
 
 .PHONY: unit
 unit: toolchain ## The inner loop: fmt, clippy and the tests that need no control plane (well under a minute warm)
@@ -65,6 +66,10 @@ image: toolchain ## The container image of the static binary, built without a co
 chaos: ## Kill the operator at random 120 times while refreshes are requested, tokens rotate and Secrets change; prints tokens lost, refreshes started twice, requests unanswered (all must be 0). XERO_CHAOS_SEED replays a run
 	export XERO_TESTBED_BIN="$$(./hack/testbed-bins.sh)"; \
 	XERO_CHAOS_KILLS=$${XERO_CHAOS_KILLS:-120} $(CARGO) test $(LOCKED) --test chaos -- --nocapture killed_at_random
+
+.PHONY: chart-readme
+chart-readme: ## Regenerate charts/xero-operator/README.md from values.yaml (tests/chart_readme.rs checks it)
+	XERO_WRITE_CHART_README=1 $(CARGO) test $(LOCKED) --test chart_readme -- --exact the_chart_readme_is_generated_from_values_yaml
 
 .PHONY: crds
 crds: ## Regenerate crds/ and the chart's CRD template from src/api

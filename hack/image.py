@@ -14,8 +14,14 @@ dependency to keep current for what is thirty lines of format. Reproducible: eve
 commit's time, owner 0, fixed modes, sorted entries, and gzip without a timestamp, so two builds
 of one commit (on one machine, with one CA bundle) give the same digest.
 
-Usage: hack/image.py BINARY OUTDIR --version V --revision R --created EPOCH [--ca-bundle PATH]
-Prints the manifest digest.
+Usage:
+  hack/image.py BINARY OUTDIR --version V --revision R --created EPOCH [--arch A] [--ca-bundle P]
+      one platform's image (A: amd64 or arm64, default this machine's); prints a JSON line
+      with the manifest digest, the archive and the layout
+  hack/image.py index OUTDIR --version V LAYOUT...
+      a multi-platform image from single-platform layouts (the release joins its amd64 and arm64
+      builds): OUTDIR/oci, an OCI layout whose index lists one manifest per platform, for
+      `skopeo copy --all oci:OUTDIR/oci docker://...`; prints its index digest
 """
 
 import argparse
@@ -25,7 +31,9 @@ import hashlib
 import io
 import json
 import os
+import platform
 import shutil
+import sys
 import tarfile
 
 REPOSITORY = "ghcr.io/xero-operator/xero-operator"
@@ -79,6 +87,21 @@ def layer(binary, ca_bundle, mtime):
     return out.getvalue()
 
 
+def write_layout(layout, files):
+    """Writes FILES (name to bytes) as a fresh directory LAYOUT."""
+    shutil.rmtree(layout, ignore_errors=True)
+    for name, data in files.items():
+        path = os.path.join(layout, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+    return layout
+
+
+def canonical(document):
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
 def build(args):
     mtime = int(args.created)
     created = datetime.datetime.fromtimestamp(mtime, datetime.timezone.utc)
@@ -96,7 +119,7 @@ def build(args):
     }
     config = {
         "created": created,
-        "architecture": "amd64",
+        "architecture": args.arch,
         "os": "linux",
         "config": {
             "User": USER,
@@ -112,7 +135,7 @@ def build(args):
         "rootfs": {"type": "layers", "diff_ids": [sha256(tar)]},
         "history": [{"created": created, "created_by": "hack/image.py"}],
     }
-    config_blob = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    config_blob = canonical(config)
     manifest = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -130,9 +153,9 @@ def build(args):
         ],
         "annotations": labels,
     }
-    manifest_blob = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+    manifest_blob = canonical(manifest)
     tag = f"{REPOSITORY}:{args.version}"
-    index = {
+    layout_index = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
         "manifests": [
@@ -140,7 +163,7 @@ def build(args):
                 "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "digest": sha256(manifest_blob),
                 "size": len(manifest_blob),
-                "platform": {"architecture": "amd64", "os": "linux"},
+                "platform": {"architecture": args.arch, "os": "linux"},
                 "annotations": {
                     "org.opencontainers.image.ref.name": args.version,
                     "io.containerd.image.name": tag,
@@ -158,19 +181,13 @@ def build(args):
 
     files = {
         "oci-layout": json.dumps({"imageLayoutVersion": "1.0.0"}).encode(),
-        "index.json": json.dumps(index, sort_keys=True, separators=(",", ":")).encode(),
+        "index.json": canonical(layout_index),
         "manifest.json": json.dumps(docker_manifest, separators=(",", ":")).encode(),
     }
     for blob in (config_blob, manifest_blob, compressed):
         files["blobs/sha256/" + sha256(blob)[7:]] = blob
 
-    layout = os.path.join(args.outdir, "oci")
-    shutil.rmtree(layout, ignore_errors=True)
-    for name, data in files.items():
-        path = os.path.join(layout, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
+    layout = write_layout(os.path.join(args.outdir, "oci"), files)
 
     archive = os.path.join(args.outdir, f"xero-operator-{args.version}.tar")
     with tarfile.open(archive, mode="w", format=tarfile.PAX_FORMAT) as tar_out:
@@ -190,13 +207,78 @@ def build(args):
     return sha256(manifest_blob), archive, layout
 
 
+def index(outdir, version, layouts):
+    """One OCI layout whose index lists the image manifest of each single-platform LAYOUT."""
+    files = {"oci-layout": json.dumps({"imageLayoutVersion": "1.0.0"}).encode()}
+    manifests = []
+    for layout in layouts:
+        with open(os.path.join(layout, "index.json"), "rb") as f:
+            found = json.load(f)["manifests"]
+        if len(found) != 1 or "platform" not in found[0]:
+            sys.exit(f"image.py: {layout} is not a single-platform layout")
+        descriptor = dict(found[0])
+        platform_ = descriptor["platform"]
+        if any(m["platform"] == platform_ for m in manifests):
+            sys.exit(f"image.py: two layouts for {platform_['os']}/{platform_['architecture']}")
+        descriptor.pop("annotations", None)
+        manifests.append(descriptor)
+        blobs = os.path.join(layout, "blobs", "sha256")
+        for name in sorted(os.listdir(blobs)):
+            with open(os.path.join(blobs, name), "rb") as f:
+                blob = f.read()
+            if sha256(blob) != "sha256:" + name:
+                sys.exit(f"image.py: {layout}: blob {name} does not match its digest")
+            files["blobs/sha256/" + name] = blob
+    manifests.sort(key=lambda m: m["platform"]["architecture"])
+    image_index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    }
+    index_blob = canonical(image_index)
+    files["blobs/sha256/" + sha256(index_blob)[7:]] = index_blob
+    # The layout's own index.json points at the image index, tagged with the version.
+    files["index.json"] = canonical(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.oci.image.index.v1+json",
+                    "digest": sha256(index_blob),
+                    "size": len(index_blob),
+                    "annotations": {"org.opencontainers.image.ref.name": version},
+                }
+            ],
+        }
+    )
+    write_layout(os.path.join(outdir, "oci"), files)
+    return sha256(index_blob)
+
+
+def this_arch():
+    machine = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "index":
+        parser = argparse.ArgumentParser(prog="image.py index")
+        parser.add_argument("outdir")
+        parser.add_argument("layouts", nargs="+")
+        parser.add_argument("--version", required=True)
+        args = parser.parse_args(sys.argv[2:])
+        os.makedirs(args.outdir, exist_ok=True)
+        digest = index(args.outdir, args.version, args.layouts)
+        print(json.dumps({"digest": digest, "layout": os.path.join(args.outdir, "oci")}))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("binary")
     parser.add_argument("outdir")
     parser.add_argument("--version", required=True)
     parser.add_argument("--revision", required=True)
     parser.add_argument("--created", required=True, help="seconds since the epoch (the commit's time)")
+    parser.add_argument("--arch", default=this_arch(), choices=["amd64", "arm64"])
     parser.add_argument("--ca-bundle", default="/etc/ssl/certs/ca-certificates.crt")
     args = parser.parse_args()
     os.makedirs(args.outdir, exist_ok=True)

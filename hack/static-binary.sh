@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # Builds xero-operator the way the Dockerfile does (release, --locked, the C runtime linked in
-# with `-C target-feature=+crt-static` on x86_64-unknown-linux-gnu) and checks that the result is
+# with `-C target-feature=+crt-static` on x86_64- or aarch64-unknown-linux-gnu) and checks that the result is
 # statically linked and runs: what the distroless/static image needs, checked without Docker.
 # Prints the binary's path.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-target=x86_64-unknown-linux-gnu
+# This machine's architecture (x86_64 or aarch64): the release builds each on a machine of its own.
+target=$(uname -m)-unknown-linux-gnu
 cd "$root"
 
 # RUSTFLAGS apply to the target only when --target is given, so build scripts and proc macros
 # stay dynamic and the host build cache is not invalidated.
 # --version names the commit it was built from.
 revision=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || true)
+# XERO_AUDITABLE=1 (the release): built by cargo-auditable, which embeds the dependency list in
+# the binary for SBOM tools and scanners (syft, trivy, cargo audit bin) to read.
+build=(build)
+[ "${XERO_AUDITABLE:-0}" != 1 ] || build=(auditable build)
 XERO_OPERATOR_REVISION="$revision" RUSTFLAGS="-C target-feature=+crt-static" \
-  "${CARGO:-cargo}" build --release --locked --target "$target" --bin xero-operator >&2
+  "${CARGO:-cargo}" "${build[@]}" --release --locked --target "$target" --bin xero-operator >&2
 binary="$root/target/$target/release/xero-operator"
 
 if readelf -l "$binary" | grep -q 'Requesting program interpreter'; then

@@ -73,13 +73,13 @@ hv=helm.sh/helm/v3/internal/version
 helm_ldflags="-s -w -X $hv.version=$HELM_VERSION -X $hv.gitTreeState=clean"
 helm_ldflags="$helm_ldflags -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
 
-# build NAME MODULE_DIR LDFLAGS PACKAGE...: one `go build` in the background, its output in
-# $stage/NAME.log; the binaries land in $stage/out.
+# build NAME MODULE_DIR LDFLAGS OUTPUT PACKAGE...: one `go build` in the background, its output
+# in $stage/NAME.log; OUTPUT is the binary's path, or a directory (ending in /) for several.
 names=()
 build() {
-  local name=$1 dir=$2 ldflags=$3
-  shift 3
-  (cd "$root/tools/$dir" && go build -trimpath -ldflags "$ldflags" -o "$stage/out/" "$@") \
+  local name=$1 dir=$2 ldflags=$3 output=$4
+  shift 4
+  (cd "$root/tools/$dir" && go build -trimpath -ldflags "$ldflags" -o "$output" "$@") \
     >"$stage/$name.log" 2>&1 &
   jobs+=($!)
   names+=("$name")
@@ -88,9 +88,9 @@ mkdir -p "$stage/out"
 kube_pkgs=()
 needs kube-apiserver && kube_pkgs+=(k8s.io/kubernetes/cmd/kube-apiserver)
 needs kubectl && kube_pkgs+=(k8s.io/kubernetes/cmd/kubectl)
-[ ${#kube_pkgs[@]} -eq 0 ] || build "${kube_pkgs[*]##*/}" kube "$kube_ldflags" "${kube_pkgs[@]}"
-needs etcd && build etcd etcd "-s -w" go.etcd.io/etcd/server/v3
-needs helm && build helm helm "$helm_ldflags" helm.sh/helm/v3/cmd/helm
+[ ${#kube_pkgs[@]} -eq 0 ] || build "${kube_pkgs[*]##*/}" kube "$kube_ldflags" "$stage/out/" "${kube_pkgs[@]}"
+needs etcd && build etcd etcd "-s -w" "$stage/out/etcd" go.etcd.io/etcd/server/v3
+needs helm && build helm helm "$helm_ldflags" "$stage/out/helm" helm.sh/helm/v3/cmd/helm
 
 start=$(date +%s)
 log "building ${missing[*]} (Go $have, ${KUBE_VERSION}, etcd ${ETCD_VERSION}, helm ${HELM_VERSION}); a cold build takes several minutes"
@@ -121,8 +121,6 @@ while [ ${#pending[@]} -gt 0 ]; do
   [ ${#pending[@]} -eq 0 ] || sleep 1
 done
 jobs=()
-# etcd's main package is named after its directory: the binary is "v3".
-[ ! -e "$stage/out/v3" ] || mv "$stage/out/v3" "$stage/out/etcd"
 for tool in "${missing[@]}"; do
   [ -x "$stage/out/$tool" ] || { log "the build left no $tool"; exit 1; }
   mv -f "$stage/out/$tool" "$bin/$tool"

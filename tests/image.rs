@@ -55,6 +55,15 @@ fn command_output(program: &str, args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
+/// This machine's architecture as OCI names it (the image is built for it).
+fn oci_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
 /// The layer blob of the image at `layout`.
 fn layer_path(layout: &Path) -> (PathBuf, Value) {
     let index: Value =
@@ -83,7 +92,7 @@ fn the_image_is_an_oci_layout_with_the_binary_a_ca_bundle_and_the_user_only() {
     assert_eq!(entry["digest"], image["digest"]);
     assert_eq!(
         entry["platform"],
-        json!({"architecture": "amd64", "os": "linux"})
+        json!({"architecture": oci_arch(), "os": "linux"})
     );
     let (layer, manifest) = layer_path(&layout);
     assert_eq!(
@@ -180,8 +189,10 @@ fn the_image_is_an_oci_layout_with_the_binary_a_ca_bundle_and_the_user_only() {
 
     // Another build of the same commit gives the same digest.
     let again = tempfile::tempdir().unwrap();
-    let binary_path =
-        PathBuf::from(ROOT).join("target/x86_64-unknown-linux-gnu/release/xero-operator");
+    let binary_path = PathBuf::from(ROOT).join(format!(
+        "target/{}-unknown-linux-gnu/release/xero-operator",
+        std::env::consts::ARCH
+    ));
     let created = String::from_utf8(command_output(
         "git",
         &["-C", ROOT, "log", "-1", "--format=%ct"],
@@ -208,6 +219,106 @@ fn the_image_is_an_oci_layout_with_the_binary_a_ca_bundle_and_the_user_only() {
 /// Creates the devices every container runtime provides (the random sources, which the operator
 /// reads when the getrandom system call is unavailable); false where the machine does not allow
 /// it (no root, no CAP_MKNOD), and the operator then runs from the tree without a chroot.
+/// The release joins an amd64 and an arm64 image into one multi-platform image: an index that
+/// names each platform's manifest, every blob present and matching its digest, and nothing
+/// joined twice.
+#[test]
+fn single_platform_layouts_join_into_one_multi_platform_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!("{ROOT}/hack/image.py");
+    // Any file serves as the binary: this checks the layout, not what runs.
+    let binary = format!("{ROOT}/Cargo.toml");
+    let mut manifests = Vec::new();
+    for arch in ["arm64", "amd64"] {
+        let out = dir.path().join(arch);
+        let built: Value = serde_json::from_slice(&command_output(
+            "python3",
+            &[
+                &script,
+                &binary,
+                out.to_str().unwrap(),
+                "--version",
+                "9.9.9",
+                "--revision",
+                "r",
+                "--created",
+                "0",
+                "--arch",
+                arch,
+            ],
+        ))
+        .unwrap();
+        manifests.push((arch, built["digest"].as_str().unwrap().to_string()));
+    }
+    let joined_dir = dir.path().join("joined");
+    let layouts = ["amd64", "arm64"].map(|arch| dir.path().join(arch).join("oci"));
+    let joined: Value = serde_json::from_slice(&command_output(
+        "python3",
+        &[
+            &script,
+            "index",
+            joined_dir.to_str().unwrap(),
+            "--version",
+            "9.9.9",
+            layouts[0].to_str().unwrap(),
+            layouts[1].to_str().unwrap(),
+        ],
+    ))
+    .unwrap();
+    let layout = PathBuf::from(joined["layout"].as_str().unwrap());
+    let top: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    assert_eq!(top["manifests"][0]["digest"], joined["digest"]);
+    assert_eq!(
+        top["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+        "9.9.9"
+    );
+    let index: Value =
+        serde_json::from_slice(&blob(&layout, joined["digest"].as_str().unwrap())).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let listed = index["manifests"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{index}");
+    for (arch, digest) in &manifests {
+        let entry = listed
+            .iter()
+            .find(|m| m["platform"]["architecture"] == *arch)
+            .unwrap_or_else(|| panic!("no {arch} in {index}"));
+        assert_eq!(entry["digest"], digest.as_str());
+        assert_eq!(entry["platform"]["os"], "linux");
+        let manifest: Value = serde_json::from_slice(&blob(&layout, digest)).unwrap();
+        let config: Value = serde_json::from_slice(&blob(
+            &layout,
+            manifest["config"]["digest"].as_str().unwrap(),
+        ))
+        .unwrap();
+        assert_eq!(config["architecture"], *arch);
+        blob(&layout, manifest["layers"][0]["digest"].as_str().unwrap());
+    }
+
+    // Two images of one platform are refused.
+    let twice = Command::new("python3")
+        .args([
+            &script,
+            "index",
+            dir.path().join("twice").to_str().unwrap(),
+            "--version",
+            "9.9.9",
+            layouts[0].to_str().unwrap(),
+            layouts[0].to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!twice.status.success());
+    assert!(
+        String::from_utf8_lossy(&twice.stderr).contains("two layouts for linux/amd64"),
+        "{}",
+        String::from_utf8_lossy(&twice.stderr)
+    );
+}
+
 fn devices(dev: &Path) -> bool {
     std::fs::create_dir_all(dev).is_ok()
         && [("null", "3"), ("random", "8"), ("urandom", "9")]
