@@ -21,5 +21,5 @@ if [ ! -x "$lint" ]; then
   mv "$stage/actionlint" "$lint"
 fi
 cd "$root"
-"$lint" -color=never
+"$lint" -no-color
 echo "actionlint $version: .github/workflows clean" >&2
