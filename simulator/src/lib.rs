@@ -30,6 +30,10 @@ pub mod seed;
 mod server;
 mod state;
 mod tokens;
+// The operator's table of Windows time zone ids, shared rather than copied: the scheduler
+// places slots in the zone Power BI stores.
+#[path = "../../src/schedule/windows_zones.rs"]
+mod windows_zones;
 mod xero;
 
 pub use error::Error;
@@ -38,5 +42,6 @@ pub use server::{RunningSimulator, Simulator};
 /// An on-premises gateway's key pair and its decryption of credentials, for tests of clients
 /// that encrypt them.
 pub use state::powerbi::Gateway;
+pub use state::powerbi::scheduler::{DelayBand, DurationRange, SchedulerConfig};
 /// The fingerprint `/_sim/state` shows for a token or secret (never the value itself).
 pub use tokens::fingerprint;

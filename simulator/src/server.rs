@@ -24,6 +24,10 @@ use crate::{admin, entra, powerbi, xero};
 /// Largest request body read; the real services accept far less for these operations.
 const BODY_LIMIT: usize = 1024 * 1024;
 
+/// How often (real time) Power BI's scheduler looks at the virtual clock when nothing else
+/// happens: a scheduled refresh starts at most this long after it was due, credentials-wise.
+const SCHEDULER_TICK: Duration = Duration::from_millis(100);
+
 struct Shared {
     world: Mutex<World>,
 }
@@ -62,6 +66,17 @@ impl Simulator {
         let shared = Arc::new(Shared {
             world: Mutex::new(world),
         });
+        let ticker = {
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(SCHEDULER_TICK);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    shared.world().tick();
+                }
+            })
+        };
         let app = Router::new().fallback(serve_request).with_state(shared);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -79,6 +94,7 @@ impl Simulator {
             addr,
             stop: Some(stop),
             task: Some(task),
+            ticker,
         })
     }
 }
@@ -89,6 +105,7 @@ pub struct RunningSimulator {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    ticker: JoinHandle<()>,
 }
 
 impl RunningSimulator {
@@ -104,6 +121,7 @@ impl RunningSimulator {
 
     /// Stops accepting requests and waits (briefly) for open ones to finish.
     pub async fn shutdown(mut self) {
+        self.ticker.abort();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -119,6 +137,7 @@ impl RunningSimulator {
 
 impl Drop for RunningSimulator {
     fn drop(&mut self) {
+        self.ticker.abort();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -3,6 +3,8 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::state::powerbi::scheduler::SchedulerConfig;
+
 /// Lifetimes, limits and the behaviours the specs mark UNCONFIRMED, each switchable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
@@ -78,6 +80,9 @@ pub struct SimConfig {
     pub require_content_length: bool,
     /// Refresh history entries kept per dataset (documented: up to 60).
     pub history_retention: usize,
+    /// Power BI's own scheduler: scheduled refreshes started at each enabled slot, late by a
+    /// drawn delay (off by default).
+    pub scheduler: SchedulerConfig,
     /// Xero's app-wide limit on API calls per minute, across all organisations (documented:
     /// 10,000). Answered with 429, `Retry-After` and `X-Rate-Limit-Problem: appminute`; every
     /// answer carries `X-AppMinLimit-Remaining`.
@@ -133,6 +138,7 @@ impl Default for SimConfig {
             owner_error_status: 400,
             require_content_length: true,
             history_retention: 60,
+            scheduler: SchedulerConfig::default(),
             xero_app_calls_per_minute: 10_000,
             xero_organisation_calls_per_minute: 60,
             xero_organisation_calls_per_day: 5_000,

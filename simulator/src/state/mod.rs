@@ -47,6 +47,9 @@ impl World {
     }
 
     fn with_clock(seed: Seed, clock: VirtualClock) -> Result<Self, Error> {
+        if let Some(problem) = seed.config.scheduler.problem() {
+            return Err(Error::Seed(problem));
+        }
         let now = clock.now();
         let owner_default = seed
             .service_principals
@@ -79,6 +82,14 @@ impl World {
         self.settle();
     }
 
+    /// What the server's periodic tick does: lets Power BI's scheduler start what is due even
+    /// when no request comes.
+    pub fn tick(&mut self) {
+        if self.config.scheduler.enabled {
+            self.settle();
+        }
+    }
+
     /// Ends every refresh whose run time has passed, as the service would have meanwhile. A
     /// refresh's end depends on Xero's state, which is why this lives here.
     pub fn settle(&mut self) {
@@ -88,6 +99,14 @@ impl World {
             .settle(now, &self.xero, config, &mut |caller, at| {
                 count_refresh_calls(traffic, config, caller, at)
             });
+        // Power BI's scheduler, then the ends of what it started if those have passed too.
+        if self.powerbi.run_scheduler(now, &self.config) > 0 {
+            let (traffic, config) = (&mut self.traffic, &self.config);
+            self.powerbi
+                .settle(now, &self.xero, config, &mut |caller, at| {
+                    count_refresh_calls(traffic, config, caller, at)
+                });
+        }
     }
 
     /// Starts a refresh if the service would: one at a time, within the daily quota.

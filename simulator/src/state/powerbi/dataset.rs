@@ -10,6 +10,7 @@ use crate::seed::{Capacity, DatasetSeed, DatasourceSeed, RefreshSeed, ScheduleSe
 use crate::state::powerbi::credential::Credential;
 use crate::state::powerbi::refresh::{CountXeroCalls, Outcome, Refresh};
 use crate::state::powerbi::schedule::{RefreshSchedule, canonical_day, valid_time};
+use crate::state::powerbi::scheduler::SlotCursor;
 use crate::state::xero::{TokenProblem, XeroState};
 use crate::tokens::fingerprint;
 
@@ -37,6 +38,8 @@ pub struct Dataset {
     /// Oldest first.
     pub(crate) refreshes: Vec<Refresh>,
     pub(crate) consecutive_failures: u32,
+    /// Where Power BI's scheduler stands for this dataset.
+    pub(crate) slots: SlotCursor,
 }
 
 /// A data source bound to a gateway, with the credentials stored for it.
@@ -89,12 +92,22 @@ impl Dataset {
                 .clone()
                 .unwrap_or_else(|| owner.to_owned()),
             refreshable: seed.refreshable,
-            refresh_duration_seconds: seed.refresh_duration_seconds,
+            // With the scheduler on, each dataset has its own duration, as real ones do.
+            refresh_duration_seconds: seed.refresh_duration_seconds.or_else(|| {
+                config
+                    .scheduler
+                    .enabled
+                    .then(|| config.scheduler.duration_seconds(&seed.id))
+            }),
             created: now,
             datasources: seed.datasources.iter().map(datasource_from_seed).collect(),
             schedule,
             refreshes,
             consecutive_failures: u32::try_from(consecutive_failures).unwrap_or(u32::MAX),
+            slots: SlotCursor {
+                checked_until: Some(now),
+                due: Vec::new(),
+            },
             id: seed.id,
             name: seed.name,
         })

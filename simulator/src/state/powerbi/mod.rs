@@ -14,6 +14,7 @@ mod dataset;
 mod gateway;
 mod refresh;
 mod schedule;
+pub mod scheduler;
 
 pub use credential::Credential;
 pub use dataset::{Dataset, Workspace};
@@ -87,6 +88,33 @@ impl PowerBiState {
         {
             dataset.settle(now, xero, config, count_calls);
         }
+    }
+
+    /// Starts the scheduled refreshes Power BI's scheduler has due by `now`, each at the time
+    /// it was due (oldest first). One the service would refuse (another refresh running, the
+    /// daily quota used up) does not happen, as with the real scheduler. Returns how many
+    /// started.
+    pub fn run_scheduler(&mut self, now: Timestamp, config: &SimConfig) -> usize {
+        if !config.scheduler.enabled {
+            return 0;
+        }
+        let mut due = Vec::new();
+        for (w, workspace) in self.workspaces.iter_mut().enumerate() {
+            for (d, dataset) in workspace.datasets.iter_mut().enumerate() {
+                let released =
+                    dataset
+                        .slots
+                        .advance(&dataset.id, &dataset.schedule, now, &config.scheduler);
+                due.extend(released.into_iter().map(|(_, start)| (start, (w, d))));
+            }
+        }
+        due.sort_by_key(|(start, _)| *start);
+        due.into_iter()
+            .filter(|(start, dataset)| {
+                self.start_refresh(*dataset, "Scheduled", Outcome::Auto, None, *start, config)
+                    .is_ok()
+            })
+            .count()
     }
 
     /// Starts a refresh if the service would: one at a time, within the daily quota. The
