@@ -179,7 +179,11 @@ fn every_value_is_in_the_chart_readme_and_every_described_one_with_its_words() {
         assert!(row.contains(&description.replace('|', "\\|")), "{row}");
     }
     // Leaves without a comment have rows too.
-    for key in ["image.pullPolicy", "resources.limits.memory", "metrics.service.type"] {
+    for key in [
+        "image.pullPolicy",
+        "resources.limits.memory",
+        "metrics.service.type",
+    ] {
         assert!(generated.contains(&format!("| `{key}` |")), "{key} missing");
     }
 }
