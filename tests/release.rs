@@ -68,7 +68,9 @@ fn the_release_builds_both_platforms_attests_them_and_publishes_image_chart_and_
     // Every script the workflows run is in the repository and executable.
     let mut scripts = 0;
     for word in text.split(|c: char| c.is_whitespace() || c == '(' || c == '|') {
-        let word = word.trim_start_matches("./");
+        let word = word
+            .trim_start_matches("./")
+            .trim_end_matches([',', '.', ';', ':', ')', '`']);
         if word.starts_with("hack/") {
             let path = Path::new(ROOT).join(word);
             let mode = std::os::unix::fs::PermissionsExt::mode(
