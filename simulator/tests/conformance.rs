@@ -126,14 +126,7 @@ async fn power_bi_operations_conform_to_the_swagger() {
             )
             .is_empty()
     );
-    let reply = h
-        .pbi(
-            Method::PATCH,
-            &format!("/groups/{GROUP}/datasets/{DATASET}/refreshSchedule"),
-            &token,
-            Some(&patch),
-        )
-        .await;
+    let reply = h.patch_schedule(&token, DATASET, &patch).await;
     assert_conforms(&schemas, "Datasets_UpdateRefreshScheduleInGroup", &reply);
 
     let reply = h

@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use jiff::{SignedDuration, Timestamp};
 use powerbi_sim::{DelayBand, DurationRange};
-use reqwest::Method;
 use serde_json::{Value, json};
 
 fn scheduled(history: &[Value]) -> Vec<(Timestamp, Option<Timestamp>)> {
@@ -44,14 +43,7 @@ async fn each_slot_gets_one_late_scheduled_refresh_of_the_datasets_duration() {
         "enabled": true, "days": ["Monday"], "times": ["09:00"],
         "localTimeZoneId": "UTC", "notifyOption": "NoNotification"
     }});
-    let reply = h
-        .pbi(
-            Method::PATCH,
-            &format!("/groups/{GROUP}/datasets/{DATASET}/refreshSchedule"),
-            &token,
-            Some(&patch),
-        )
-        .await;
+    let reply = h.patch_schedule(&token, DATASET, &patch).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let before = scheduled(&h.history(&h.pbi_token().await, DATASET).await).len();
 
@@ -84,14 +76,7 @@ async fn each_slot_gets_one_late_scheduled_refresh_of_the_datasets_duration() {
 
     // Switched off before next Monday's slot: none then either.
     let off = json!({"value": {"enabled": false}});
-    let reply = h
-        .pbi(
-            Method::PATCH,
-            &format!("/groups/{GROUP}/datasets/{DATASET}/refreshSchedule"),
-            &h.pbi_token().await,
-            Some(&off),
-        )
-        .await;
+    let reply = h.patch_schedule(&h.pbi_token().await, DATASET, &off).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     h.advance(7.0 * 86_400.0).await;
     assert_eq!(

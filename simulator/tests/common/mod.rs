@@ -240,6 +240,17 @@ impl Harness {
         reply.json()["value"].as_array().unwrap().clone()
     }
 
+    /// Update Refresh Schedule In Group with `body` (`{"value": {...}}`).
+    pub async fn patch_schedule(&self, token: &str, dataset: &str, body: &Value) -> Reply {
+        self.pbi(
+            Method::PATCH,
+            &format!("/groups/{GROUP}/datasets/{dataset}/refreshSchedule"),
+            token,
+            Some(body),
+        )
+        .await
+    }
+
     pub async fn schedule(&self, token: &str, dataset: &str) -> Value {
         let reply = self
             .pbi(
