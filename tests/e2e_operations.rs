@@ -81,21 +81,6 @@ async fn install_chart_as(s: &mut Scenario, release: &str, sets: &[String]) {
     s.kubeconfig = path;
 }
 
-fn leader_flags(ns: &str) -> Vec<String> {
-    [
-        "--leader-election",
-        "true",
-        "--leader-election-namespace",
-        ns,
-        // The chart's leaderElection.leaseName, which its Role names.
-        "--leader-election-lease",
-        "xero-operator",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_charts_service_account_has_enough_rights_to_heal() {
     let mut s = Scenario::start("e2e-chart-rbac", &broken_tenant_seed()).await;

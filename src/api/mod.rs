@@ -16,8 +16,8 @@ pub use xero_dataset::{
     Backoff, Capacity, CredentialsStatus, DatasetRef, DatasetSelector, DayOfWeek, LastRefresh,
     MAX_CREDENTIAL_LEAD_TIME, PREMIUM_MAX_TIMES_PER_DAY, PowerBiCloud, PowerBiCredentialsSecretRef,
     PowerBiSpec, RecoverySpec, RecoveryStatus, RefreshIntent, RefreshIntentReason,
-    SHARED_MAX_TIMES_PER_DAY, ScheduleSpec, XeroCredentialsSecretRef, XeroDataset, XeroDatasetSpec,
-    XeroDatasetStatus, XeroSpec,
+    SHARED_MAX_TIMES_PER_DAY, ScheduleSpec, SlotStarter, XeroCredentialsSecretRef, XeroDataset,
+    XeroDatasetSpec, XeroDatasetStatus, XeroSpec,
 };
 
 /// Annotation on a XeroDataset whose new values each ask for one refresh now.
@@ -145,6 +145,7 @@ mod tests {
                 ("Last Refresh", 0),
                 ("Last Success", 0),
                 ("Next Refresh", 0),
+                ("Started By", 0),
                 ("Suspended", 0),
                 ("Age", 0),
                 ("Message", 1)

@@ -76,6 +76,12 @@ pub const MAX_CREDENTIAL_LEAD_TIME: &str = "15m";
         json_path = ".status.nextRefreshTime"
     ),
     printcolumn(
+        name = "Started By",
+        type_ = "string",
+        description = "Who starts the scheduled refreshes: Operator or PowerBI (spec.schedule.startedBy).",
+        json_path = ".spec.schedule.startedBy"
+    ),
+    printcolumn(
         name = "Suspended",
         type_ = "boolean",
         description = "Whether the operator is suspended for this dataset.",
@@ -307,10 +313,21 @@ pub enum PowerBiCloud {
 #[x_kube(validation = times_when_enabled_rule())]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduleSpec {
-    /// Whether Power BI's scheduled refresh is on. Default true. When false the operator
-    /// switches the schedule off and changes nothing else in it (Power BI's rule).
+    /// Whether the dataset refreshes on schedule. Default true. When false the operator
+    /// switches Power BI's schedule off, changes nothing else in it (Power BI's rule) and starts
+    /// no scheduled refresh itself.
     #[serde(default = "default_true")]
     pub enabled: bool,
+
+    /// Who starts the refresh at each slot. `PowerBI`: Power BI's own scheduler, which starts
+    /// it on a best-effort basis (usually within 15 minutes, up to an hour late on a busy
+    /// capacity); the operator keeps Power BI's schedule as specified and applies fresh Xero
+    /// credentials shortly before each slot. `Operator`: the operator keeps Power BI's schedule
+    /// switched off, so that nothing refreshes twice, and at each slot applies fresh credentials
+    /// and starts the refresh itself, within a minute; a slot it missed (the operator was down)
+    /// is started up to an hour late. Default `PowerBI`.
+    #[serde(default)]
+    pub started_by: SlotStarter,
 
     /// Days of the week the refresh runs: Monday ... Sunday, each at most once, at least one.
     /// Default: all seven days.
@@ -337,8 +354,10 @@ pub struct ScheduleSpec {
     #[schemars(length(min = 1, max = 128))]
     pub time_zone: String,
 
-    /// How long before each scheduled time the operator applies fresh Xero credentials to the
-    /// dataset, so that Power BI's own scheduled refresh starts with a working Xero access token.
+    /// With `startedBy: PowerBI`, how long before each scheduled time the operator applies fresh
+    /// Xero credentials to the dataset, so that Power BI's own scheduled refresh starts with a
+    /// working Xero access token; with either, how long before a slot a failed refresh waits for
+    /// the slot's refresh instead of spending a recovery attempt.
     /// A duration such as "10m" (units h, m, s, ms), at most 15m: Xero access tokens last 30
     /// minutes and Power BI may start a scheduled refresh 15 minutes late. Default: the operator's `--default-credential-lead-time` (10m unless the
     /// operator is configured otherwise).
@@ -354,6 +373,29 @@ impl ScheduleSpec {
         &self,
     ) -> Option<Result<std::time::Duration, duration::DurationError>> {
         self.credential_lead_time.as_deref().map(duration::parse)
+    }
+}
+
+/// Who starts the refresh at each slot of the schedule.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+pub enum SlotStarter {
+    /// Power BI's scheduler starts them; the operator applies credentials before each slot.
+    #[default]
+    #[serde(rename = "PowerBI")]
+    PowerBi,
+    /// The operator starts each slot's refresh itself; Power BI's schedule stays off.
+    Operator,
+}
+
+impl SlotStarter {
+    /// The value as the spec spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Operator => "Operator",
+            Self::PowerBi => "PowerBI",
+        }
     }
 }
 
@@ -576,6 +618,11 @@ pub struct XeroDatasetStatus {
     /// handled (by starting a refresh).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_refresh_at: Option<String>,
+
+    /// The latest slot of spec.schedule whose refresh the operator started itself
+    /// (`startedBy: Operator`), so that a slot is never started twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_started_slot_time: Option<Time>,
 
     /// A refresh the operator decided to start, recorded before it asks Power BI; cleared once
     /// the refresh started. An operator that restarts in between finds it and adopts the refresh

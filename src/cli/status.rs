@@ -90,7 +90,14 @@ fn facts(xds: &XeroDataset, status: &XeroDatasetStatus, now: Timestamp) -> Vec<V
     }
     fact("Last refresh", last_refresh_line(status, now));
     fact("Last success", at(&status.last_successful_refresh_time));
-    fact("Next refresh", at(&status.next_refresh_time));
+    fact(
+        "Next refresh",
+        format!(
+            "{} (started by {})",
+            at(&status.next_refresh_time),
+            spec.schedule.started_by.name()
+        ),
+    );
     if let Some(recovery) = &status.recovery {
         let mut line = format!(
             "{} attempt(s) today (max {}), {} consecutive failure(s)",

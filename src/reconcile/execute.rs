@@ -100,6 +100,7 @@ fn correct_memory(executed: &mut Executed, old: &Memory) {
         memory.handled_failure = old.handled_failure.clone();
         memory.attempts = old.attempts;
         memory.last_attempt = old.last_attempt;
+        memory.slot_started = old.slot_started;
         // Power BI may have started it even so (an answer lost on the way): the intent stays,
         // and the next reconcile looks for the refresh in the history before it asks again.
         memory.intent = old.intent.clone();

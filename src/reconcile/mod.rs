@@ -72,6 +72,7 @@ pub async fn reconcile_dataset(
         };
     let mut outcome = Outcome {
         handled_reconcile: validated.reconcile_requested.clone(),
+        started_by: validated.desired.started_by,
         ..outcome
     };
     if validated.desired.suspend {

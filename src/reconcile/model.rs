@@ -9,7 +9,7 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
-use crate::api::Reason;
+use crate::api::{Reason, SlotStarter};
 use crate::schedule::RefreshSchedule;
 
 /// Timing knobs of the operator (flags), not of one dataset.
@@ -36,6 +36,8 @@ pub struct Hints {
 #[derive(Debug, Clone)]
 pub struct Desired {
     pub schedule: RefreshSchedule,
+    /// Who starts the refresh at each slot; with the operator, Power BI's schedule stays off.
+    pub started_by: SlotStarter,
     pub zone: TimeZone,
     pub credential_lead_time: SignedDuration,
     /// Refreshes a day the capacity allows, scheduled ones included.
@@ -119,6 +121,8 @@ pub struct Memory {
     pub verified_for: Option<String>,
     /// The refresh the operator is about to start, recorded before it asks Power BI.
     pub intent: Option<Intent>,
+    /// The latest slot whose refresh the operator started itself (`startedBy: Operator`).
+    pub slot_started: Option<Timestamp>,
 }
 
 /// A refresh the operator decided to start, recorded in the status before the request goes to
@@ -156,6 +160,9 @@ pub enum TriggerReason {
     RecoverFailure { request_id: String },
     /// The refresh-requested-at annotation asked for it.
     Requested { value: String },
+    /// The schedule's slot at this instant is due and the operator starts its refresh
+    /// (`startedBy: Operator`).
+    Slot { at: Timestamp },
 }
 
 /// One step of the plan, carried out in order.
@@ -196,6 +203,9 @@ pub enum Holdback {
     /// Another refresh would exceed the capacity's daily limit, counting the scheduled slots
     /// still ahead today.
     DailyLimitReached,
+    /// The refresh of the slot at this instant is not started: the capacity's daily limit is
+    /// used up (`startedBy: Operator`).
+    SlotOverDailyLimit(Timestamp),
 }
 
 /// The decision of one reconcile.
@@ -234,6 +244,8 @@ pub struct Outcome {
     pub now: Timestamp,
     pub generation: Option<i64>,
     pub suspended: bool,
+    /// Who starts the slots' refreshes, as the spec says (when it was valid).
+    pub started_by: SlotStarter,
     pub dataset_id: Option<String>,
     /// The dataset's name in Power BI.
     pub dataset_name: Option<String>,

@@ -13,6 +13,7 @@ pub use super::model::{
     Action, ApplyReason, Desired, Holdback, Intent, Memory, Observed, Plan, Refresh, RefreshState,
     RefreshType, ScheduleUpdate, Timing, TriggerReason,
 };
+use crate::api::SlotStarter;
 use crate::schedule::{RefreshSchedule, local_day_bounds};
 
 /// Power BI starts a scheduled refresh on a best-effort basis: up to 5 minutes early.
@@ -22,6 +23,15 @@ const SLOT_EARLY_START: SignedDuration = SignedDuration::from_mins(5);
 const SLOT_LATE_START: SignedDuration = SignedDuration::from_mins(15);
 /// How long after a slot the operator keeps looking for the scheduled refresh's outcome.
 const SLOT_WATCH: SignedDuration = SignedDuration::from_hours(1);
+/// How late the operator still starts a slot's refresh it has not started (`startedBy:
+/// Operator`), when it was down or held back at the slot; a slot missed for longer waits for
+/// the next one, as Power BI's scheduler would.
+const SLOT_CATCH_UP: SignedDuration = SignedDuration::from_hours(1);
+/// How many of the latest completed refreshes tell a dataset's usual refresh duration.
+const DURATION_SAMPLES: usize = 5;
+/// The longest wait between two polls of a refresh that runs past its usual duration (until it
+/// has run twice as long), so that its end is seen within a minute.
+const MAX_OVERRUN_POLL: Duration = Duration::from_secs(60);
 /// A refresh reported running for longer than this is stuck, not running: Power BI times
 /// refreshes out after 2 hours on shared capacity and 5 hours on Premium.
 const MAX_REFRESH_RUN: SignedDuration = SignedDuration::from_hours(6);
@@ -63,11 +73,12 @@ pub fn plan_actions(
         .refresh_requested
         .as_deref()
         .filter(|value| adopted_request.as_deref() != Some(*value));
-    let slots = Slots::at(desired, latest, now, today, tomorrow);
+    let slots = Slots::at(desired, latest, memory.slot_started, now, (today, tomorrow));
     let running = running_since(latest, now);
     let room = Room {
         running: running.is_some(),
         within_daily_limit: refreshes_today + slots.left_today < desired.daily_refresh_limit,
+        slot_within_limit: refreshes_today < desired.daily_refresh_limit,
     };
     let decided_from = memory.clone();
     let mut recovery = decide_recovery(desired, requested, latest, &mut memory, &slots, room, now);
@@ -84,7 +95,13 @@ pub fn plan_actions(
         actions.push(Action::TriggerRefresh(reason));
     }
 
-    let requeue_after = next_wakeup(&slots, running, &recovery, timing, now, tomorrow);
+    let usual = usual_duration(&observed.history);
+    let polls = Polls {
+        running,
+        usual,
+        timing,
+    };
+    let requeue_after = next_wakeup(&slots, &polls, &recovery, now, tomorrow);
     Plan {
         actions,
         holdback: recovery.holdback,
@@ -97,9 +114,13 @@ pub fn plan_actions(
 }
 
 /// The schedule change that makes Power BI's schedule the desired one, if it was read and
-/// differs.
+/// differs. When the operator starts the slots' refreshes, Power BI's schedule is kept off.
 fn schedule_action(desired: &Desired, observed: &Observed) -> Option<Action> {
-    let update = schedule_update(&desired.schedule, observed.schedule.as_ref()?)?;
+    let actual = observed.schedule.as_ref()?;
+    let update = match desired.started_by {
+        SlotStarter::PowerBi => schedule_update(&desired.schedule, actual)?,
+        SlotStarter::Operator => actual.enabled.then_some(ScheduleUpdate::Disable)?,
+    };
     Some(Action::UpdateSchedule(match update {
         ScheduleUpdate::Disable if observed.schedule_mails_on_failure => {
             ScheduleUpdate::StopMailThenDisable
@@ -124,18 +145,22 @@ fn apply_reason(
         None
     } else if recovery.trigger.is_some() {
         Some(ApplyReason::BeforeRefresh)
-    } else if let Some(slot) = credentials_due_before(slots, memory) {
+    } else if let Some(slot) =
+        credentials_due_before(slots, memory).filter(|_| desired.started_by == SlotStarter::PowerBi)
+    {
         Some(ApplyReason::BeforeSlot(slot))
     } else {
         chain_check_due(desired, observed, memory, now).then_some(ApplyReason::CheckChain)
     }
 }
 
-/// Whether a refresh may start: none runs, and another stays within the daily limit.
+/// Whether a refresh may start: none runs, and another stays within the daily limit (an
+/// unscheduled one leaving room for the slots still ahead today, a slot's own one not).
 #[derive(Debug, Clone, Copy)]
 struct Room {
     running: bool,
     within_daily_limit: bool,
+    slot_within_limit: bool,
 }
 
 /// The memory as it stands today: a success ends the recovery episode, and a new local day
@@ -165,8 +190,16 @@ struct Slots {
     following_window: Option<Timestamp>,
     /// The upcoming slot, when its window is open and its refresh has not started yet.
     awaited: Option<Timestamp>,
-    /// The last slot, while its refresh has not shown up and the operator still watches for it.
+    /// The last slot, while Power BI's refresh of it has not shown up and the operator still
+    /// watches for it (`startedBy: PowerBI`).
     unseen_previous: Option<Timestamp>,
+    /// The last slot, when the operator starts its refresh itself and has not yet, within
+    /// [`SLOT_CATCH_UP`] (`startedBy: Operator`).
+    due: Option<Timestamp>,
+    /// The operator starts each slot's refresh itself.
+    operator_started: bool,
+    /// The first slot after this very moment (when the operator starts them, the time to wake).
+    strictly_next: Option<Timestamp>,
     /// Slots still ahead today, plus an overdue one that still gets its refresh.
     left_today: u32,
 }
@@ -175,28 +208,39 @@ impl Slots {
     fn at(
         desired: &Desired,
         latest: Option<&Refresh>,
+        slot_started: Option<Timestamp>,
         now: Timestamp,
-        today: Timestamp,
-        tomorrow: Timestamp,
+        (today, tomorrow): (Timestamp, Timestamp),
     ) -> Slots {
         let schedule = &desired.schedule;
         if !schedule.enabled {
             return Slots::default();
         }
         let zone = &desired.zone;
+        let operator_started = desired.started_by == SlotStarter::Operator;
+        let unserved = |slot: &Timestamp| {
+            if operator_started {
+                !served_by_operator(latest, slot_started, *slot)
+            } else {
+                !started_since(latest, *slot)
+            }
+        };
         let upcoming = schedule.next_slot(zone, earlier(now, SLOT_LATE_START));
         let window = upcoming.map(|slot| earlier(slot, desired.credential_lead_time));
         let window_open = window.is_some_and(|w| now >= w);
-        let awaited = upcoming
-            .filter(|_| window_open)
-            .filter(|slot| !started_since(latest, *slot));
+        let awaited = upcoming.filter(|_| window_open).filter(unserved);
         let following_window = upcoming
             .and_then(|slot| schedule.next_slot(zone, later(slot, SignedDuration::from_secs(1))))
             .map(|next| earlier(next, desired.credential_lead_time));
-        let unseen_previous = schedule
+        let previous = schedule
             .previous_slot(zone, later(now, SignedDuration::from_secs(1)))
-            .filter(|previous| !started_since(latest, *previous))
-            .filter(|previous| now < later(*previous, SLOT_WATCH));
+            .filter(unserved);
+        let (unseen_previous, due) = if operator_started {
+            let due = previous.filter(|slot| now < later(*slot, SLOT_CATCH_UP));
+            (None, due)
+        } else {
+            (previous.filter(|slot| now < later(*slot, SLOT_WATCH)), None)
+        };
         let ahead = schedule.slots_between(zone, now, tomorrow).len() as u32;
         let overdue = awaited.is_some_and(|slot| slot <= now && slot >= today);
         Slots {
@@ -206,9 +250,30 @@ impl Slots {
             following_window,
             awaited,
             unseen_previous,
+            due,
+            operator_started,
+            strictly_next: schedule.next_slot(zone, later(now, SignedDuration::from_secs(1))),
             left_today: ahead + u32::from(overdue),
         }
     }
+}
+
+/// Whether the slot at `slot` has had its refresh, when the operator starts them: it started
+/// one for this slot or a later one, or the latest refresh started at the slot (a little early
+/// included) or was running then. A slot is identified by its time and Power BI's history
+/// shows every refresh started, so a slot needs no recorded intent: an operator that stopped
+/// right after starting the refresh finds it in the history.
+fn served_by_operator(
+    latest: Option<&Refresh>,
+    slot_started: Option<Timestamp>,
+    slot: Timestamp,
+) -> bool {
+    let running_at_slot = latest.is_some_and(|r| {
+        r.start_time.is_some_and(|t| t < slot) && r.end_time.is_none_or(|end| end >= slot)
+    });
+    slot_started.is_some_and(|started| started >= slot)
+        || started_since(latest, slot)
+        || running_at_slot
 }
 
 /// Whether the latest refresh started at or after `slot` (Power BI may start it a little early).
@@ -260,6 +325,11 @@ fn adopt_intent(memory: &mut Memory, history: &[Refresh]) -> Option<String> {
             None
         }
         TriggerReason::Requested { value } => Some(value),
+        // Never recorded as an intent (see [`served_by_operator`]); adopted all the same.
+        TriggerReason::Slot { at } => {
+            memory.slot_started = Some(at);
+            None
+        }
     }
 }
 
@@ -284,7 +354,7 @@ fn carried_out(intent: &Intent, history: &[Refresh]) -> bool {
 /// A trigger without it records it instead, leaves the memory as it was before the decision
 /// and asks for the next reconcile at once; with it, the refresh is started and the intent
 /// cleared (the execute step restores it when the start fails). Without a trigger no intent is
-/// kept.
+/// kept. A slot's refresh starts at once: the slot's time identifies it in the history.
 fn intend(
     recovery: &mut Recovery,
     memory: &mut Memory,
@@ -296,11 +366,11 @@ fn intend(
         memory.intent = None;
         return;
     };
-    if decided_from
+    let recorded = decided_from
         .intent
         .as_ref()
-        .is_some_and(|intent| intent.trigger == trigger)
-    {
+        .is_some_and(|intent| intent.trigger == trigger);
+    if recorded || matches!(trigger, TriggerReason::Slot { .. }) {
         recovery.trigger = Some(trigger);
         memory.intent = None;
         return;
@@ -317,9 +387,10 @@ fn intend(
     recovery.intent_recorded = true;
 }
 
-/// A requested refresh comes first (and also answers a pending failure); a failed refresh is
-/// recovered within the attempts, the daily limit, the scheduled slot and the backoff; nothing
-/// starts while a refresh runs.
+/// A requested refresh comes first (and also answers a pending failure); then a due slot's
+/// refresh, when the operator starts them (it answers a pending failure too, without counting
+/// as a recovery attempt); a failed refresh is recovered within the attempts, the daily limit,
+/// the scheduled slot and the backoff; nothing starts while a refresh runs.
 fn decide_recovery(
     desired: &Desired,
     requested: Option<&str>,
@@ -332,6 +403,7 @@ fn decide_recovery(
     let Room {
         running,
         within_daily_limit,
+        slot_within_limit,
     } = room;
     let pending_failure = latest
         .filter(|r| r.state == RefreshState::Failed)
@@ -362,6 +434,22 @@ fn decide_recovery(
                 value: value.to_owned(),
             }),
             handled_request,
+            ..Recovery::default()
+        };
+    }
+    if let Some(slot) = slots.due {
+        if !slot_within_limit {
+            return Recovery {
+                holdback: Some(Holdback::SlotOverDailyLimit(slot)),
+                ..Recovery::default()
+            };
+        }
+        if let Some(id) = pending_failure {
+            memory.handled_failure = Some(id);
+        }
+        memory.slot_started = Some(slot);
+        return Recovery {
+            trigger: Some(TriggerReason::Slot { at: slot }),
             ..Recovery::default()
         };
     }
@@ -423,14 +511,56 @@ fn credentials_due_before(slots: &Slots, memory: &Memory) -> Option<Timestamp> {
         .then_some(slot)
 }
 
-/// When to look again: the earliest of the next credential window, the slot (to watch for its
-/// refresh), the next poll of a running or just started refresh, and the end of a holdback;
-/// at the latest the resync.
+/// What the next poll of a refresh depends on.
+struct Polls {
+    /// When the latest refresh started, if it runs.
+    running: Option<Option<Timestamp>>,
+    /// How long the dataset's refreshes usually take, when its history tells.
+    usual: Option<SignedDuration>,
+    timing: Timing,
+}
+
+impl Polls {
+    /// The wait until the next look at a refresh that has run for `age`: when it should be done
+    /// (its usual duration), then at most a minute apart while it runs late, until it has run
+    /// twice as long; without a usual duration, as long as it has run so far.
+    fn wait(&self, age: SignedDuration) -> Duration {
+        let Some(usual) = self.usual else {
+            return poll_interval(self.timing, age);
+        };
+        let overrun = age - usual;
+        if overrun < SignedDuration::ZERO {
+            return Duration::try_from(-overrun).unwrap_or_default();
+        }
+        let wait = poll_interval(self.timing, overrun);
+        if overrun < usual {
+            wait.min(MAX_OVERRUN_POLL.max(self.timing.poll_interval))
+        } else {
+            wait
+        }
+    }
+}
+
+/// A dataset's usual refresh duration: the longest of its latest completed refreshes (a
+/// little longer, so that the first look finds most refreshes done).
+fn usual_duration(history: &[Refresh]) -> Option<SignedDuration> {
+    history
+        .iter()
+        .filter(|r| r.state == RefreshState::Completed)
+        .filter_map(|r| Some(r.end_time?.duration_since(r.start_time?)))
+        .filter(|d| *d > SignedDuration::ZERO && *d < MAX_REFRESH_RUN)
+        .take(DURATION_SAMPLES)
+        .max()
+        .map(|longest| longest + longest / 20 + SignedDuration::from_secs(5))
+}
+
+/// When to look again: the earliest of the next credential window (`startedBy: PowerBI`), the
+/// slot (to start or watch for its refresh), the next poll of a running or just started
+/// refresh, and the end of a holdback; at the latest the resync.
 fn next_wakeup(
     slots: &Slots,
-    running: Option<Option<Timestamp>>,
+    polls: &Polls,
     recovery: &Recovery,
-    timing: Timing,
     now: Timestamp,
     tomorrow: Timestamp,
 ) -> Duration {
@@ -438,8 +568,13 @@ fn next_wakeup(
         // The next reconcile starts the refresh, once the status holds the intent.
         return Duration::ZERO;
     }
+    let timing = polls.timing;
     let mut wake = Wakeups::new(now, timing.resync_interval);
-    if let Some((slot, window)) = slots.upcoming {
+    if slots.operator_started {
+        if let Some(next) = slots.strictly_next {
+            wake.at(next);
+        }
+    } else if let Some((slot, window)) = slots.upcoming {
         if slots.window_open {
             if slot > now {
                 wake.at(slot);
@@ -454,19 +589,23 @@ fn next_wakeup(
     if let Some(previous) = slots.unseen_previous {
         wake.after(poll_interval(timing, now.duration_since(previous)));
     }
-    match running {
-        Some(Some(started)) => wake.after(poll_interval(timing, now.duration_since(started))),
+    match polls.running {
+        Some(Some(started)) => wake.after(polls.wait(now.duration_since(started))),
         Some(None) => wake.after(timing.poll_interval),
         None => {}
     }
     match recovery.holdback {
-        Some(Holdback::AttemptsExhausted | Holdback::DailyLimitReached) => wake.at(tomorrow),
+        Some(
+            Holdback::AttemptsExhausted
+            | Holdback::DailyLimitReached
+            | Holdback::SlotOverDailyLimit(_),
+        ) => wake.at(tomorrow),
         Some(Holdback::ScheduledRefreshDue(slot)) => wake.at(later(slot, SLOT_LATE_START)),
         Some(Holdback::Backoff(end)) => wake.at(end),
         Some(Holdback::RefreshRunning | Holdback::RecoveryOff) | None => {}
     }
     if recovery.trigger.is_some() {
-        wake.after(timing.poll_interval);
+        wake.after(polls.wait(SignedDuration::ZERO));
     }
     wake.earliest()
 }

@@ -27,6 +27,7 @@ fn desired_in(times: &[&str], zone: &str) -> Desired {
             zone,
         )
         .expect("schedule"),
+        started_by: SlotStarter::PowerBi,
         zone: time_zone(zone).expect("zone"),
         credential_lead_time: SignedDuration::from_mins(10),
         daily_refresh_limit: 8,
@@ -176,6 +177,7 @@ fn failure_already_handled_is_not_retried() {
         credentials_applied: Some(ts("2026-11-25T08:59:00Z")),
         verified_for: Some(FINGERPRINT.into()),
         intent: None,
+        slot_started: None,
     };
     let p = plan(
         &d,
@@ -239,6 +241,7 @@ fn attempts_exhausted_for_the_day_stop_recovery_until_midnight() {
         credentials_applied: None,
         verified_for: None,
         intent: None,
+        slot_started: None,
     };
     let p = plan(
         &d,
@@ -353,6 +356,7 @@ fn backoff_not_over_waits_until_it_ends() {
         credentials_applied: Some(ts("2026-11-25T08:55:00Z")),
         verified_for: None,
         intent: None,
+        slot_started: None,
     };
     // After 2 attempts the wait is 10 minutes: until 09:05.
     let p = plan(
@@ -379,6 +383,7 @@ fn backoff_over_retries() {
         credentials_applied: Some(ts("2026-11-25T08:50:00Z")),
         verified_for: None,
         intent: None,
+        slot_started: None,
     };
     let p = plan(
         &d,
@@ -401,6 +406,7 @@ fn backoff_is_capped_at_max() {
         credentials_applied: None,
         verified_for: None,
         intent: None,
+        slot_started: None,
     };
     let p = plan(
         &d,
@@ -424,6 +430,7 @@ fn success_resets_attempts() {
         credentials_applied: None,
         verified_for: None,
         intent: None,
+        slot_started: None,
     };
     let p = plan(
         &d,
@@ -452,6 +459,7 @@ fn a_new_day_starts_a_fresh_attempt_count() {
         credentials_applied: None,
         verified_for: None,
         intent: None,
+        slot_started: None,
     };
     let p = plan(
         &d,
@@ -475,6 +483,7 @@ fn the_local_day_of_the_schedule_zone_decides_the_attempt_count() {
         credentials_applied: None,
         verified_for: None,
         intent: None,
+        slot_started: None,
     };
     let history = vec![failed("f4", "2026-11-24T23:01:00Z")];
     let p = plan(
@@ -1224,4 +1233,239 @@ fn a_suspended_dataset_checks_nothing() {
             .actions
             .is_empty()
     );
+}
+
+// startedBy: Operator. Wednesday 2026-11-25 again, slots at 06:00 and 12:30 UTC.
+
+/// The operator starts the slots' refreshes; Power BI's schedule is off, as the operator keeps it.
+fn operator_started() -> Desired {
+    Desired {
+        started_by: SlotStarter::Operator,
+        ..desired()
+    }
+}
+
+fn observed_off(desired: &Desired, history: Vec<Refresh>) -> Observed {
+    Observed {
+        schedule: Some(RefreshSchedule {
+            enabled: false,
+            ..desired.schedule.clone()
+        }),
+        ..observed(desired, history)
+    }
+}
+
+/// A refresh that ran from `start` for `minutes`.
+fn took(id: &str, start: &str, minutes: i64) -> Refresh {
+    let start = ts(start);
+    Refresh {
+        request_id: id.into(),
+        refresh_type: RefreshType::ViaApi,
+        state: RefreshState::Completed,
+        start_time: Some(start),
+        end_time: Some(start + SignedDuration::from_mins(minutes)),
+    }
+}
+
+fn slot_refresh(at: &str) -> Vec<Action> {
+    vec![
+        Action::ApplyCredentials(ApplyReason::BeforeRefresh),
+        Action::TriggerRefresh(TriggerReason::Slot { at: ts(at) }),
+    ]
+}
+
+#[test]
+fn operator_started_slots_keep_power_bi_schedule_off() {
+    let d = operator_started();
+    let history = vec![completed("a", "2026-11-25T06:00:10Z")];
+    let on = plan(
+        &d,
+        &observed(&d, history.clone()),
+        &Memory::default(),
+        MIDDAY,
+    );
+    assert_eq!(
+        on.actions,
+        vec![Action::UpdateSchedule(ScheduleUpdate::Disable)]
+    );
+    let mailing = Observed {
+        schedule_mails_on_failure: true,
+        ..observed(&d, history.clone())
+    };
+    let p = plan(&d, &mailing, &Memory::default(), MIDDAY);
+    assert_eq!(
+        p.actions,
+        vec![Action::UpdateSchedule(ScheduleUpdate::StopMailThenDisable)]
+    );
+    let off = plan(&d, &observed_off(&d, history), &Memory::default(), MIDDAY);
+    assert!(off.actions.is_empty(), "{:?}", off.actions);
+    assert_eq!(off.next_slot, Some(ts("2026-11-25T12:30:00Z")));
+}
+
+#[test]
+fn operator_started_slot_gets_fresh_credentials_and_its_refresh_at_the_slot_without_an_intent() {
+    let d = operator_started();
+    let o = observed_off(&d, vec![completed("a", "2026-11-24T12:30:10Z")]);
+    // In the credential window nothing happens: the credentials come with the refresh.
+    let before = plan(&d, &o, &Memory::default(), "2026-11-25T05:55:00Z");
+    assert!(before.actions.is_empty(), "{:?}", before.actions);
+    assert_eq!(before.requeue_after, Duration::from_secs(300));
+    // At the slot, in one reconcile: the slot's time identifies its refresh in the history.
+    let memory = Memory {
+        verified_for: Some(FINGERPRINT.into()),
+        credentials_applied: Some(ts("2026-11-25T05:00:00Z")),
+        ..Memory::default()
+    };
+    let at = plan_actions(&d, &o, &memory, TIMING, ts("2026-11-25T06:00:02Z"));
+    assert_eq!(at.actions, slot_refresh("2026-11-25T06:00:00Z"));
+    assert_eq!(at.memory.intent, None);
+    assert_eq!(at.memory.slot_started, Some(ts("2026-11-25T06:00:00Z")));
+    assert_eq!(at.memory.attempts, 0);
+    assert_eq!(at.holdback, None);
+}
+
+#[test]
+fn operator_started_slot_is_started_once() {
+    let d = operator_started();
+    let now = "2026-11-25T06:00:30Z";
+    // The history does not show it yet, but the status remembers the slot.
+    let lagging = observed_off(&d, vec![completed("a", "2026-11-24T12:30:10Z")]);
+    let memory = Memory {
+        slot_started: Some(ts("2026-11-25T06:00:00Z")),
+        ..Memory::default()
+    };
+    assert_eq!(triggered(&plan(&d, &lagging, &memory, now)), None);
+    // An operator that lost its status write finds the refresh in the history.
+    let shown = observed_off(&d, vec![running("r", "2026-11-25T06:00:03Z")]);
+    assert_eq!(triggered(&plan(&d, &shown, &Memory::default(), now)), None);
+    // A refresh that was running at the slot and completed after it serves the slot too.
+    let across = observed_off(&d, vec![took("r", "2026-11-25T05:40:00Z", 25)]);
+    let p = plan(&d, &across, &Memory::default(), "2026-11-25T06:06:00Z");
+    assert_eq!(triggered(&p), None);
+}
+
+#[test]
+fn operator_started_slot_missed_is_caught_up_within_the_hour_only() {
+    let d = operator_started();
+    let o = observed_off(&d, vec![completed("a", "2026-11-24T12:30:10Z")]);
+    let late = plan(&d, &o, &Memory::default(), "2026-11-25T06:50:00Z");
+    assert_eq!(late.actions, slot_refresh("2026-11-25T06:00:00Z"));
+    let too_late = plan(&d, &o, &Memory::default(), "2026-11-25T07:00:01Z");
+    assert!(too_late.actions.is_empty(), "{:?}", too_late.actions);
+    // Asleep until the resync (1h) or the 12:30 slot, whichever comes first.
+    assert_eq!(too_late.requeue_after, TIMING.resync_interval);
+}
+
+#[test]
+fn operator_started_slot_answers_a_failure_without_spending_an_attempt() {
+    let d = operator_started();
+    let o = observed_off(&d, vec![failed("f1", "2026-11-25T05:52:00Z")]);
+    // Right before the slot, the failure waits for the slot's refresh.
+    let before = plan(&d, &o, &Memory::default(), "2026-11-25T05:55:00Z");
+    assert_eq!(triggered(&before), None);
+    assert_eq!(
+        before.holdback,
+        Some(Holdback::ScheduledRefreshDue(ts("2026-11-25T06:00:00Z")))
+    );
+    assert_eq!(before.requeue_after, Duration::from_secs(300));
+    let at = plan(&d, &o, &Memory::default(), "2026-11-25T06:00:00Z");
+    assert_eq!(at.actions, slot_refresh("2026-11-25T06:00:00Z"));
+    assert_eq!(at.memory.handled_failure.as_deref(), Some("f1"));
+    assert_eq!(at.memory.attempts, 0);
+}
+
+#[test]
+fn operator_started_slot_keeps_the_daily_limit() {
+    let d = operator_started();
+    let history: Vec<Refresh> = (0..8)
+        .map(|i| took(&format!("r{i}"), &format!("2026-11-25T0{i}:10:00Z"), 5))
+        .rev()
+        .collect();
+    let p = plan(
+        &d,
+        &observed_off(&d, history),
+        &Memory::default(),
+        "2026-11-25T12:30:00Z",
+    );
+    assert_eq!(p.refreshes_today, 8);
+    assert_eq!(triggered(&p), None);
+    assert_eq!(
+        p.holdback,
+        Some(Holdback::SlotOverDailyLimit(ts("2026-11-25T12:30:00Z")))
+    );
+    // Looked at again tomorrow (local midnight), not every few seconds.
+    assert_eq!(p.requeue_after, TIMING.resync_interval);
+}
+
+#[test]
+fn operator_started_slot_is_not_started_while_suspended() {
+    let mut d = operator_started();
+    d.suspend = true;
+    let o = observed(&d, vec![completed("a", "2026-11-24T12:30:10Z")]);
+    let p = plan(&d, &o, &Memory::default(), "2026-11-25T06:00:00Z");
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+}
+
+#[test]
+fn the_outcome_is_read_when_the_refresh_should_be_done() {
+    let d = operator_started();
+    // Refreshes of this dataset take up to 20 minutes: 21 min 5 s with the margin.
+    let usual = SignedDuration::from_secs(20 * 60 + 60 + 5);
+    let history = vec![
+        took("b", "2026-11-24T12:30:00Z", 20),
+        took("a", "2026-11-24T06:00:00Z", 12),
+    ];
+    let at = plan(
+        &d,
+        &observed_off(&d, history.clone()),
+        &Memory::default(),
+        "2026-11-25T06:00:00Z",
+    );
+    assert_eq!(
+        triggered(&at),
+        Some(&TriggerReason::Slot {
+            at: ts("2026-11-25T06:00:00Z")
+        })
+    );
+    assert_eq!(at.requeue_after, Duration::try_from(usual).expect("usual"));
+    let with = |refresh: Refresh| {
+        let mut history = history.clone();
+        history.insert(0, refresh);
+        observed_off(&d, history)
+    };
+    let memory = Memory {
+        slot_started: Some(ts("2026-11-25T06:00:00Z")),
+        ..Memory::default()
+    };
+    // Running for 5 minutes: nothing to see before 06:21:05.
+    let early = plan(
+        &d,
+        &with(running("r", "2026-11-25T06:00:00Z")),
+        &memory,
+        "2026-11-25T06:05:00Z",
+    );
+    assert_eq!(early.requeue_after, Duration::from_secs(16 * 60 + 5));
+    // Late by 55 s: looked at again within the minute, then at most a minute apart.
+    let late = plan(
+        &d,
+        &with(running("r", "2026-11-25T06:00:00Z")),
+        &memory,
+        "2026-11-25T06:22:00Z",
+    );
+    assert_eq!(late.requeue_after, Duration::from_secs(55));
+    let later = plan(
+        &d,
+        &with(running("r", "2026-11-25T06:00:00Z")),
+        &memory,
+        "2026-11-25T06:31:05Z",
+    );
+    assert_eq!(later.requeue_after, Duration::from_secs(60));
+    // Twice as long as usual: back to polls that grow with the overrun.
+    let stuck = plan(
+        &d,
+        &with(running("r", "2026-11-25T06:00:00Z")),
+        &memory,
+        "2026-11-25T06:50:00Z",
+    );
+    assert_eq!(stuck.requeue_after, Duration::from_secs(300));
 }

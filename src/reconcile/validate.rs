@@ -98,6 +98,7 @@ pub fn validate(
         take_over: spec.power_bi.take_over,
         desired: Desired {
             schedule,
+            started_by: spec.schedule.started_by,
             zone,
             credential_lead_time: SignedDuration::try_from(lead).unwrap_or(SignedDuration::ZERO),
             daily_refresh_limit: spec.capacity.daily_refresh_limit(),

@@ -543,6 +543,22 @@ pub fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// The flags of an operator that takes part in leader election through a Lease in `ns`.
+pub fn leader_flags(ns: &str) -> Vec<String> {
+    [
+        "--leader-election",
+        "true",
+        "--leader-election-namespace",
+        ns,
+        // The chart's leaderElection.leaseName, which its Role names.
+        "--leader-election-lease",
+        "xero-operator",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 /// The broken tenant's seed as a value, to change before starting a scenario.
 pub fn seed_value() -> serde_yaml::Value {
     serde_yaml::from_str(&broken_tenant_seed()).expect("seed yaml")

@@ -9,7 +9,7 @@ use super::state_name;
 use crate::api::conditions::{
     self as types, ConditionStatus, find_condition, new_condition, set_condition,
 };
-use crate::api::{Reason, XeroDatasetStatus, status_time};
+use crate::api::{Reason, SlotStarter, XeroDatasetStatus, status_time};
 use crate::reconcile::model::{Action, Failure, Holdback, Outcome, RefreshRecord, RefreshState};
 
 use ConditionStatus::{False, True, Unknown};
@@ -113,7 +113,12 @@ pub(super) fn schedule_synced(outcome: &Outcome) -> Option<Verdict> {
         Some(verdict(
             True,
             Reason::ScheduleInSync,
-            "Power BI's refresh schedule matches spec.schedule",
+            match outcome.started_by {
+                SlotStarter::PowerBi => "Power BI's refresh schedule matches spec.schedule",
+                SlotStarter::Operator => {
+                    "Power BI's refresh schedule is off: the operator starts the refreshes of spec.schedule"
+                }
+            },
         ))
     } else {
         None
@@ -210,6 +215,15 @@ pub(super) fn readiness(outcome: &Outcome) -> Readiness {
             ),
             _ => progress(Reason::RefreshFailed, "the latest refresh failed".into()),
         };
+    }
+    if let Some(Holdback::SlotOverDailyLimit(slot)) = outcome.plan.as_ref().and_then(|p| p.holdback)
+    {
+        return stall(
+            Reason::DailyLimitReached,
+            &format!(
+                "the refresh of the slot at {slot} was not started: the capacity's daily refresh limit is used up today (refreshes started through the API and recovery refreshes count); the slots resume tomorrow"
+            ),
+        );
     }
     let message = match outcome.plan.as_ref().and_then(|p| p.next_slot) {
         Some(next) => format!("refreshing as scheduled; next refresh at {next}"),

@@ -99,6 +99,9 @@ fn action_event(action: &Action, triggered: Option<&str>) -> Option<EventSpec> {
                 TriggerReason::Requested { value } => {
                     format!("started refresh {id} as requested at {value}")
                 }
+                TriggerReason::Slot { at } => {
+                    format!("started refresh {id} for the scheduled slot at {at}")
+                }
             };
             EventSpec::normal(Reason::RefreshTriggered, message, about_refresh)
         }

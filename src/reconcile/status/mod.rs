@@ -38,6 +38,7 @@ pub fn memory_from_status(status: Option<&XeroDatasetStatus>) -> Memory {
             .as_ref()
             .and_then(|c| c.verified_for.clone()),
         intent: status.refresh_intent.as_ref().map(intent_from_status),
+        slot_started: status.last_started_slot_time.as_ref().map(|t| t.0),
     }
 }
 
@@ -55,19 +56,21 @@ fn intent_from_status(intent: &RefreshIntent) -> Intent {
     }
 }
 
-fn intent_status(intent: &Intent) -> RefreshIntent {
+/// The intent as the status keeps it; a slot's refresh is never recorded as one.
+fn intent_status(intent: &Intent) -> Option<RefreshIntent> {
     let (reason, value) = match &intent.trigger {
         TriggerReason::Requested { value } => (RefreshIntentReason::Requested, value),
         TriggerReason::RecoverFailure { request_id } => {
             (RefreshIntentReason::RecoverFailure, request_id)
         }
+        TriggerReason::Slot { .. } => return None,
     };
-    RefreshIntent {
+    Some(RefreshIntent {
         reason,
         value: value.clone(),
         time: status_time(intent.at),
         latest_known_request_id: intent.latest_known.clone(),
-    }
+    })
 }
 
 /// The new status and the events for the changes from `old`.
@@ -167,7 +170,10 @@ fn record_plan(status: &mut XeroDatasetStatus, outcome: &Outcome) {
         credentials.last_applied_time = Some(status_time(applied));
     }
     credentials.verified_for = plan.memory.verified_for.clone();
-    status.refresh_intent = plan.memory.intent.as_ref().map(intent_status);
+    status.refresh_intent = plan.memory.intent.as_ref().and_then(intent_status);
+    if let Some(slot) = plan.memory.slot_started {
+        status.last_started_slot_time = Some(status_time(slot));
+    }
 }
 
 /// When the Xero access token expires and when the refresh token last rotated.
@@ -509,6 +515,7 @@ mod tests {
                 at: ts("2026-11-25T08:00:00Z"),
                 latest_known: Some("r1".into()),
             }),
+            slot_started: Some(ts("2026-11-25T06:00:00Z")),
         };
         let mut p = plan(None);
         p.memory = memory.clone();
