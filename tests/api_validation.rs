@@ -140,6 +140,12 @@ const INVALID: &[Invalid] = &[
         says: "Unsupported value: \"Funday\"",
     },
     Invalid {
+        case: "unknown slot starter",
+        changes: &[("/spec/schedule/startedBy", || Some(json!("PowerBi")))],
+        field: "spec.schedule.startedBy",
+        says: "Unsupported value: \"PowerBi\"",
+    },
+    Invalid {
         case: "duplicate day",
         changes: &[("/spec/schedule/days", || Some(json!(["Monday", "Monday"])))],
         field: "spec.schedule.days[1]",
@@ -435,7 +441,8 @@ async fn the_api_server_applies_the_defaults() {
                 "enabled": true,
                 "days": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
                 "times": ["06:00", "12:30"],
-                "timeZone": "UTC"
+                "timeZone": "UTC",
+                "startedBy": "PowerBI"
             },
             "capacity": "Shared",
             "recovery": {"maxAttemptsPerDay": 3, "backoff": {"initial": "5m", "max": "2h"}},
