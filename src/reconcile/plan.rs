@@ -27,6 +27,10 @@ const SLOT_WATCH: SignedDuration = SignedDuration::from_hours(1);
 /// Operator`), when it was down or held back at the slot; a slot missed for longer waits for
 /// the next one, as Power BI's scheduler would.
 const SLOT_CATCH_UP: SignedDuration = SignedDuration::from_hours(1);
+/// The early look at a refresh with a usual duration comes this many poll intervals after its
+/// start (a minute by default): failures that end at once (credentials, say) are not left
+/// unnoticed until the usual end.
+const EARLY_LOOK_POLLS: u32 = 4;
 /// How many of the latest completed refreshes tell a dataset's usual refresh duration.
 const DURATION_SAMPLES: usize = 5;
 /// The longest wait between two polls of a refresh that runs past its usual duration (until it
@@ -521,13 +525,20 @@ struct Polls {
 }
 
 impl Polls {
-    /// The wait until the next look at a refresh that has run for `age`: when it should be done
-    /// (its usual duration), then at most a minute apart while it runs late, until it has run
-    /// twice as long; without a usual duration, as long as it has run so far.
+    /// The wait until the next look at a refresh that has run for `age`: one early look, then
+    /// when it should be done (its usual duration), then at most a minute apart while it runs
+    /// late, until it has run twice as long; without a usual duration, as long as it has run so
+    /// far.
     fn wait(&self, age: SignedDuration) -> Duration {
         let Some(usual) = self.usual else {
             return poll_interval(self.timing, age);
         };
+        let early = SignedDuration::try_from(self.timing.poll_interval * EARLY_LOOK_POLLS)
+            .unwrap_or(SignedDuration::MAX);
+        // A wake-up a moment early counts as the early look, not as a reason for another.
+        if early < usual && age < early - SignedDuration::from_secs(2) {
+            return Duration::try_from(early - age).unwrap_or_default();
+        }
         let overrun = age - usual;
         if overrun < SignedDuration::ZERO {
             return Duration::try_from(-overrun).unwrap_or_default();

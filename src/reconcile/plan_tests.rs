@@ -1427,7 +1427,8 @@ fn the_outcome_is_read_when_the_refresh_should_be_done() {
             at: ts("2026-11-25T06:00:00Z")
         })
     );
-    assert_eq!(at.requeue_after, Duration::try_from(usual).expect("usual"));
+    // One early look (4 poll intervals in), for the failures that end at once.
+    assert_eq!(at.requeue_after, Duration::from_secs(60));
     let with = |refresh: Refresh| {
         let mut history = history.clone();
         history.insert(0, refresh);
@@ -1437,6 +1438,16 @@ fn the_outcome_is_read_when_the_refresh_should_be_done() {
         slot_started: Some(ts("2026-11-25T06:00:00Z")),
         ..Memory::default()
     };
+    let looked = plan(
+        &d,
+        &with(running("r", "2026-11-25T06:00:00Z")),
+        &memory,
+        "2026-11-25T06:00:59Z",
+    );
+    assert_eq!(
+        looked.requeue_after,
+        Duration::try_from(usual - SignedDuration::from_secs(59)).expect("usual")
+    );
     // Running for 5 minutes: nothing to see before 06:21:05.
     let early = plan(
         &d,
