@@ -275,9 +275,11 @@ fn secret_scope(args: &RunArgs) -> Result<SecretScope, RunError> {
 
 /// What every reconcile shares, from the flags.
 fn context(client: Client, args: &RunArgs, metrics: Arc<Metrics>) -> Result<Context, RunError> {
+    let clock = clock(args);
     let services =
         Services::reading_secrets_in(client.clone(), &args.endpoints, secret_scope(args)?)
             .map_err(RunError::Endpoints)?
+            .on_clock(clock)
             .count_exchanges_in(metrics.clone())
             .offering_identity_to(IdentityOffer::from_flag(&args.workload_identity_namespaces))
             .serving_workspaces(&args.workload_identity_workspaces);
@@ -286,7 +288,7 @@ fn context(client: Client, args: &RunArgs, metrics: Arc<Metrics>) -> Result<Cont
         poll_interval: args.refresh_poll_interval,
         default_credential_lead_time: args.default_credential_lead_time,
     };
-    Ok(Context::new(client, services, metrics, timing, clock(args)))
+    Ok(Context::new(client, services, metrics, timing, clock))
 }
 
 fn start_election(

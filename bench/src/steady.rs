@@ -202,7 +202,7 @@ fn report_calls(bench: &mut Bench, day: &Day) {
         (operator.service("entra") + operator.xero()) as f64,
         "calls",
         &format!(
-            "entra={}, xero={}; token caches run on real time, so these are under-counted on a scaled clock",
+            "entra={}, xero={}; token lifetimes run on the operator's clock",
             operator.service("entra"),
             operator.xero()
         ),

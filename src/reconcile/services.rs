@@ -10,6 +10,7 @@ use clap::ValueEnum as _;
 use super::failure::StepError;
 use super::validate::ValidatedSpec;
 use crate::api::PowerBiCloud;
+use crate::clock::Clock;
 use crate::endpoints::{Cloud, Endpoints};
 use crate::error::ClientError;
 use crate::http::{HttpSettings, RetryPolicy, http_client};
@@ -111,6 +112,14 @@ impl<K: std::hash::Hash + Eq, V: Clone> Memo<K, V> {
                 values: HashMap::new(),
                 sweep_at: 64,
             }),
+        }
+    }
+
+    /// The same memo, its entries kept for `ttl` on `clock`.
+    fn on_clock(self, clock: Clock) -> Self {
+        Memo {
+            ttl: clock.real_duration(self.ttl),
+            ..self
         }
     }
 
@@ -222,6 +231,29 @@ impl Services {
     pub fn offering_identity_to(mut self, offer: IdentityOffer) -> Self {
         self.identity_offer = offer;
         self
+    }
+
+    /// Lets token lifetimes and remembered values run on `clock` (real time outside
+    /// benchmarks, whose faster clock ends them sooner, as the simulator's clock does).
+    pub fn on_clock(self, clock: Clock) -> Self {
+        Services {
+            clouds: self
+                .clouds
+                .into_iter()
+                .map(|(cloud, clients)| {
+                    let clients = CloudClients {
+                        entra: clients.entra.on_clock(clock),
+                        ..clients
+                    };
+                    (cloud, clients)
+                })
+                .collect(),
+            xero: self.xero.on_clock(clock),
+            datasources: self.datasources.on_clock(clock),
+            powerbi_secrets: self.powerbi_secrets.on_clock(clock),
+            xero_allowances: self.xero_allowances.on_clock(clock),
+            ..self
+        }
     }
 
     /// Limits the operator's own identity to the workspaces of `--workload-identity-workspaces`

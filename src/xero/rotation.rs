@@ -30,6 +30,7 @@ use reqwest::Url;
 use tokio::time::Instant;
 
 use super::exchange::{XeroTokenEndpoint, XeroTokens};
+use crate::clock::Clock;
 use crate::error::{ClientError, ErrorCategory, Service};
 use crate::http::RetryPolicy;
 use crate::secret::SecretString;
@@ -115,12 +116,19 @@ pub struct XeroAccessToken {
     pub exchanged: bool,
     renew_at: Instant,
     lifetime: Duration,
+    /// The operator's clock, on which the lifetime runs.
+    clock: Clock,
     /// The Secret's version (see [`XeroTokenRotation::secret_changed`]) it was issued for.
     epoch: u64,
 }
 
 impl XeroAccessToken {
-    fn issued(tokens: &XeroTokens, requested_at: Instant, rotated_at: Timestamp) -> Self {
+    fn issued(
+        tokens: &XeroTokens,
+        requested_at: Instant,
+        rotated_at: Timestamp,
+        clock: Clock,
+    ) -> Self {
         let expires_at = rotated_at
             .checked_add(jiff::SignedDuration::try_from(tokens.expires_in).unwrap_or_default())
             .unwrap_or(rotated_at);
@@ -129,8 +137,9 @@ impl XeroAccessToken {
             expires_at,
             refresh_token_rotated_at: rotated_at,
             exchanged: true,
-            renew_at: requested_at + tokens.expires_in,
+            renew_at: requested_at + clock.real_duration(tokens.expires_in),
             lifetime: tokens.expires_in,
+            clock,
             epoch: 0,
         }
     }
@@ -141,7 +150,7 @@ impl XeroAccessToken {
         let wanted = min_validity
             .min(self.lifetime.mul_f64(0.8))
             .max(MIN_REMAINING);
-        Instant::now() + wanted <= self.renew_at
+        Instant::now() + self.clock.real_duration(wanted) <= self.renew_at
     }
 }
 
@@ -220,6 +229,8 @@ pub struct XeroTokenRotation<S = SecretStore> {
     versions: Mutex<HashMap<(String, String), SecretVersion>>,
     before_secret_write: Option<BeforeSecretWrite>,
     exchange_observer: Option<ExchangeObserver>,
+    /// The operator's clock, on which access token lifetimes run.
+    clock: Clock,
 }
 
 impl<S: SecretAccess> XeroTokenRotation<S> {
@@ -238,7 +249,14 @@ impl<S: SecretAccess> XeroTokenRotation<S> {
             versions: Mutex::new(HashMap::new()),
             before_secret_write: None,
             exchange_observer: None,
+            clock: Clock::real(),
         })
+    }
+
+    /// Lets access token lifetimes run on `clock`: a benchmark's faster clock ends them sooner.
+    pub fn on_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Sets the observer of exchange outcomes (the operator counts them in a metric).
@@ -446,7 +464,12 @@ impl<S: SecretAccess> XeroTokenRotation<S> {
             match written {
                 Ok(_) => {
                     tracing::info!(secret = %secret, %rotated_at, "rotated the Xero refresh token");
-                    return Ok(XeroAccessToken::issued(&tokens, requested_at, rotated_at));
+                    return Ok(XeroAccessToken::issued(
+                        &tokens,
+                        requested_at,
+                        rotated_at,
+                        self.clock,
+                    ));
                 }
                 Err(error) if error.category() == ErrorCategory::Conflict => {
                     tracing::debug!(secret = %secret, "the Secret changed during the rotation; reading it again");
@@ -613,7 +636,12 @@ mod tests {
             refresh_token: SecretString::new("refresh"),
             expires_in: Duration::from_secs(lifetime_secs),
         };
-        XeroAccessToken::issued(&tokens, Instant::now(), Timestamp::UNIX_EPOCH)
+        XeroAccessToken::issued(
+            &tokens,
+            Instant::now(),
+            Timestamp::UNIX_EPOCH,
+            Clock::real(),
+        )
     }
 
     #[test]
@@ -629,6 +657,26 @@ mod tests {
     #[test]
     fn a_token_about_to_expire_is_not_handed_out() {
         assert!(!issued(30).lasts(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_token_lifetime_runs_on_the_operators_clock() {
+        let tokens = XeroTokens {
+            access_token: SecretString::new("access"),
+            refresh_token: SecretString::new("refresh"),
+            expires_in: Duration::from_secs(1800),
+        };
+        // 20 real seconds ago, on a clock 60 times faster: 20 of its 30 minutes are gone.
+        let requested = Instant::now()
+            .checked_sub(Duration::from_secs(20))
+            .expect("an instant 20 s ago");
+        let fast = Clock::scaled(Timestamp::UNIX_EPOCH, 60.0);
+        let token = XeroAccessToken::issued(&tokens, requested, Timestamp::UNIX_EPOCH, fast);
+        assert!(token.lasts(Duration::from_secs(5 * 60)));
+        assert!(!token.lasts(Duration::from_secs(15 * 60)));
+        let real =
+            XeroAccessToken::issued(&tokens, requested, Timestamp::UNIX_EPOCH, Clock::real());
+        assert!(real.lasts(Duration::from_secs(15 * 60)));
     }
 
     #[test]
