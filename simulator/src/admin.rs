@@ -24,6 +24,13 @@ struct ScheduledRefreshRequest {
     duration_seconds: Option<u64>,
 }
 
+/// Body of `POST /_sim/datasets/{id}/failing-refreshes`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FailingRefreshesRequest {
+    count: u32,
+}
+
 /// Body of `POST /_sim/xero/revoke`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -50,6 +57,7 @@ pub fn handle(world: &mut World, req: &SimRequest, path: &AdminPath) -> SimRespo
         }
         (AdminPath::Seed, &Method::POST) => seed(world, req),
         (AdminPath::ScheduledRefresh(id), &Method::POST) => scheduled_refresh(world, req, id),
+        (AdminPath::FailingRefreshes(id), &Method::POST) => failing_refreshes(world, req, id),
         (AdminPath::Faults, &Method::GET) => Ok(SimResponse::json(
             StatusCode::OK,
             &json!(world.traffic.faults()),
@@ -139,6 +147,25 @@ fn scheduled_refresh(
         .unwrap_or_else(|| refresh.to_json());
     Ok(SimResponse::json(StatusCode::ACCEPTED, &entry)
         .with_header("RequestId", &refresh.request_id))
+}
+
+/// Makes the dataset's next `count` refreshes, of any type, fail with a processing error.
+fn failing_refreshes(
+    world: &mut World,
+    req: &SimRequest,
+    id: &str,
+) -> Result<SimResponse, SimResponse> {
+    let request: FailingRefreshesRequest =
+        body(req)?.ok_or_else(|| bad("The request needs a body: {\"count\": N}."))?;
+    let (w, d) = world.powerbi.find_dataset(id).ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            "ItemNotFound",
+            &format!("Dataset {id} is not found."),
+        )
+    })?;
+    world.powerbi.workspaces[w].datasets[d].failing_refreshes = request.count;
+    Ok(SimResponse::empty(StatusCode::NO_CONTENT))
 }
 
 fn add_fault(world: &mut World, req: &SimRequest) -> Result<SimResponse, SimResponse> {

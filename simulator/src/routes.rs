@@ -59,6 +59,8 @@ pub enum AdminPath {
     Seed,
     /// `/_sim/datasets/{dataset}/scheduled-refresh`
     ScheduledRefresh(String),
+    /// `/_sim/datasets/{dataset}/failing-refreshes`
+    FailingRefreshes(String),
     /// `/_sim/faults`
     Faults,
     /// `/_sim/requests`
@@ -160,6 +162,9 @@ impl Route {
             ["_sim", "seed"] => Self::Admin(AdminPath::Seed),
             ["_sim", "datasets", _, "scheduled-refresh"] => {
                 Self::Admin(AdminPath::ScheduledRefresh(id(2)))
+            }
+            ["_sim", "datasets", _, "failing-refreshes"] => {
+                Self::Admin(AdminPath::FailingRefreshes(id(2)))
             }
             ["_sim", "faults"] => Self::Admin(AdminPath::Faults),
             ["_sim", "requests"] => Self::Admin(AdminPath::Requests),

@@ -555,3 +555,46 @@ async fn the_credential_expiry_story() {
         "only the stale token"
     );
 }
+
+#[tokio::test]
+async fn failing_refreshes_fail_the_next_refreshes_of_any_type_whatever_the_credentials() {
+    let h = Harness::start().await;
+    let token = h.pbi_token().await;
+    let (access, _) = h.xero_tokens(INITIAL_REFRESH_TOKEN).await;
+    let set = h
+        .set_credentials(&token, GATEWAY, DATASOURCE, &access)
+        .await;
+    assert_eq!(set.status, 200, "{}", set.text);
+    let path = format!("/datasets/{DATASET}/failing-refreshes");
+    let marked = h
+        .admin(Method::POST, &path, Some(&json!({"count": 2})))
+        .await;
+    assert_eq!(marked.status, 204, "{}", marked.text);
+
+    // Two failures with a processing error: one through the API, one scheduled.
+    assert_eq!(h.refresh_now(&token, DATASET).await.status, 202);
+    let api = h.finish_refresh(&token, DATASET).await;
+    assert_eq!(api["status"], "Failed", "{api}");
+    assert_eq!(api["refreshType"], "ViaApi");
+    let scheduled = h.scheduled_refresh(DATASET, None).await;
+    assert_eq!(scheduled.status, 202, "{}", scheduled.text);
+    let scheduled = h.finish_refresh(&token, DATASET).await;
+    assert_eq!(scheduled["status"], "Failed", "{scheduled}");
+    // Then the credentials decide again.
+    assert_eq!(h.refresh_now(&token, DATASET).await.status, 202);
+    let healthy = h.finish_refresh(&token, DATASET).await;
+    assert_eq!(healthy["status"], "Completed", "{healthy}");
+
+    let unknown = h
+        .admin(
+            Method::POST,
+            "/datasets/00000000-0000-0000-0000-000000000000/failing-refreshes",
+            Some(&json!({"count": 1})),
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+    let bad = h
+        .admin(Method::POST, &path, Some(&json!({"count": -1})))
+        .await;
+    assert_eq!(bad.status, 400);
+}

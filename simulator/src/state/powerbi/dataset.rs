@@ -40,6 +40,9 @@ pub struct Dataset {
     pub(crate) consecutive_failures: u32,
     /// Where Power BI's scheduler stands for this dataset.
     pub(crate) slots: SlotCursor,
+    /// How many of the next refreshes (of any type) fail with a processing error, as refreshes
+    /// do now and then for reasons of their own (`POST /_sim/datasets/{id}/failing-refreshes`).
+    pub(crate) failing_refreshes: u32,
 }
 
 /// A data source bound to a gateway, with the credentials stored for it.
@@ -108,6 +111,7 @@ impl Dataset {
                 checked_until: Some(now),
                 due: Vec::new(),
             },
+            failing_refreshes: 0,
             id: seed.id,
             name: seed.name,
         })

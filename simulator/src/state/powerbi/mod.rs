@@ -150,6 +150,13 @@ impl PowerBiState {
         let seconds = duration_seconds
             .or(dataset.refresh_duration_seconds)
             .unwrap_or(config.refresh_duration_seconds);
+        let outcome = match outcome {
+            Outcome::Auto if dataset.failing_refreshes > 0 => {
+                dataset.failing_refreshes -= 1;
+                Outcome::Failed
+            }
+            other => other,
+        };
         let refresh = Refresh {
             request_id: Uuid::new_v4().to_string(),
             refresh_type: refresh_type.to_owned(),
