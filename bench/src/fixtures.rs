@@ -31,6 +31,8 @@ pub struct Dataset {
     pub datasource_id: String,
     /// Index of the shared Xero Secret it uses.
     pub xero_secret: usize,
+    /// Its schedule's times of day.
+    pub times: Vec<String>,
 }
 
 impl Dataset {
@@ -66,6 +68,10 @@ pub struct TenantOptions {
 pub struct Tenant {
     pub options: TenantOptions,
     pub datasets: Vec<Dataset>,
+    /// `spec.schedule.startedBy` of the XeroDatasets.
+    pub started_by: &'static str,
+    /// More of the simulator's `config` (its scheduler, say), merged over the defaults.
+    pub sim_config: Value,
 }
 
 impl Tenant {
@@ -81,9 +87,15 @@ impl Tenant {
                 gateway_id: uuid(),
                 datasource_id: uuid(),
                 xero_secret: i % options.xero_secrets.max(1),
+                times: options.times.iter().map(|t| (*t).to_owned()).collect(),
             })
             .collect();
-        Tenant { options, datasets }
+        Tenant {
+            options,
+            datasets,
+            started_by: "PowerBI",
+            sim_config: json!({}),
+        }
     }
 
     pub fn xero_secret_name(index: usize) -> String {
@@ -125,7 +137,7 @@ impl Tenant {
                 "schedule": {
                     "enabled": true,
                     "days": o.days,
-                    "times": o.times,
+                    "times": dataset.times,
                     "localTimeZoneId": "UTC",
                     "notifyOption": "NoNotification",
                 },
@@ -146,18 +158,19 @@ impl Tenant {
         let refresh_tokens: Vec<Value> = (0..o.xero_secrets)
             .map(|i| json!({"token": Tenant::refresh_token(i)}))
             .collect();
+        // Token lifetimes are the services' own: the operator's token caches run on its clock,
+        // as fast as the simulator's.
+        let mut config = json!({
+            "startTime": o.start_time.to_string(),
+            "timeScale": scale,
+            "refreshDurationSeconds": o.refresh_duration_seconds,
+            "historyRetention": 60,
+        });
+        if let (Some(config), Some(extra)) = (config.as_object_mut(), self.sim_config.as_object()) {
+            config.extend(extra.clone());
+        }
         json!({
-            "config": {
-                "startTime": o.start_time.to_string(),
-                "timeScale": scale,
-                "refreshDurationSeconds": o.refresh_duration_seconds,
-                // The operator keeps its token caches on real time (tokio's Instant), so on a
-                // scaled clock tokens must last as many real seconds as they do virtual ones.
-                "entraTokenLifetimeSeconds": (3599.0 * scale) as u64,
-                "xeroAccessTokenLifetimeSeconds": (1800.0 * scale) as u64,
-                "xeroRefreshTokenGraceSeconds": (1800.0 * scale) as u64,
-                "historyRetention": 60,
-            },
+            "config": config,
             "servicePrincipals": [{
                 "tenantId": TENANT, "clientId": SP_CLIENT, "clientSecret": SP_SECRET,
                 "displayName": "xero-operator",
@@ -195,8 +208,9 @@ impl Tenant {
                 "schedule": {
                     "enabled": true,
                     "days": self.options.days,
-                    "times": self.options.times,
+                    "times": dataset.times,
                     "timeZone": "UTC",
+                    "startedBy": self.started_by,
                 },
             },
         })

@@ -2,9 +2,10 @@
 //! and in-process simulators, starting the release-built operator binary as a subprocess, and
 //! prints every figure beside its target; the figures also go to `target/bench/summary.json`.
 //!
-//! Environment: `BENCH_SCENARIOS` (default `footprint,heal,steady,scale,shards`), `BENCH_SCALE`
-//! (object counts of the scale scenario, default `1000,10000`), `BENCH_TIME_SCALE` (how much
-//! faster than real time the steady-state day runs, default 240), `XERO_BENCH_OPERATOR` and
+//! Environment: `BENCH_SCENARIOS` (default `footprint,heal,steady,slots,scale,shards`),
+//! `BENCH_SCALE` (object counts of the scale scenario, default `1000,10000`), `BENCH_TIME_SCALE`
+//! (how much faster than real time the steady-state day runs, default 240),
+//! `BENCH_SLOTS_TIME_SCALE` (the same for the slots scenario's week, default 900), `XERO_BENCH_OPERATOR` and
 //! `XERO_BENCH_STATIC_BINARY` (binaries; default the release builds under `target/`).
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,7 @@ mod report;
 mod scale;
 mod shards;
 mod sim;
+mod slots;
 mod steady;
 
 use std::path::PathBuf;
@@ -74,6 +76,7 @@ struct Settings {
     scenarios: Vec<String>,
     scale: Vec<usize>,
     time_scale: f64,
+    slots_time_scale: f64,
 }
 
 fn settings() -> Result<Settings> {
@@ -90,15 +93,22 @@ fn settings() -> Result<Settings> {
     let time_scale = var("BENCH_TIME_SCALE", "240")
         .parse::<f64>()
         .context("BENCH_TIME_SCALE")?;
-    let scenarios = var("BENCH_SCENARIOS", "footprint,heal,steady,scale,shards")
-        .split(',')
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let slots_time_scale = var("BENCH_SLOTS_TIME_SCALE", "900")
+        .parse::<f64>()
+        .context("BENCH_SLOTS_TIME_SCALE")?;
+    let scenarios = var(
+        "BENCH_SCENARIOS",
+        "footprint,heal,steady,slots,scale,shards",
+    )
+    .split(',')
+    .map(|s| s.trim().to_owned())
+    .filter(|s| !s.is_empty())
+    .collect();
     Ok(Settings {
         scenarios,
         scale,
         time_scale,
+        slots_time_scale,
     })
 }
 
@@ -162,6 +172,7 @@ async fn run_scenarios(bench: &mut Bench, settings: &Settings) -> usize {
             "footprint" => footprint::run(bench).await,
             "heal" => heal::run(bench).await,
             "steady" => steady::run(bench, settings.time_scale).await,
+            "slots" => slots::run(bench, settings.slots_time_scale).await,
             "scale" => {
                 for n in &settings.scale {
                     if let Err(err) = scale::run(bench, *n).await {
@@ -176,7 +187,7 @@ async fn run_scenarios(bench: &mut Bench, settings: &Settings) -> usize {
                 shards::run(bench, n).await
             }
             other => Err(error::BenchError(format!(
-                "unknown scenario {other:?} (footprint, heal, steady, scale, shards)"
+                "unknown scenario {other:?} (footprint, heal, steady, slots, scale, shards)"
             ))),
         };
         if let Err(err) = result {
@@ -204,6 +215,7 @@ fn summarise(bench: &Bench, settings: &Settings, errors: usize) -> Result<()> {
     let environment = json!({
         "cores": cores(),
         "timeScale": settings.time_scale,
+        "slotsTimeScale": settings.slots_time_scale,
         "scale": settings.scale,
         "operatorBinary": bench.operator,
         "details": bench.details,

@@ -21,6 +21,17 @@ pub struct LoggedRequest {
     pub path: String,
 }
 
+/// One refresh of a dataset's history, from `GET /_sim/state`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimRefresh {
+    pub refresh_type: String,
+    pub start_time: Timestamp,
+    #[serde(default)]
+    pub end_time: Option<Timestamp>,
+    pub status: String,
+}
+
 /// A running simulator and an HTTP client for its admin API.
 pub struct Sim {
     running: RunningSimulator,
@@ -112,6 +123,36 @@ impl Sim {
             .unwrap_or_default()
             .parse()
             .context("the scheduled refresh's startTime")
+    }
+
+    /// Makes the next `count` refreshes of `dataset_id`, of any type, fail.
+    pub async fn fail_next_refreshes(&self, dataset_id: &str, count: u32) -> Result<()> {
+        self.admin(
+            reqwest::Method::POST,
+            &format!("datasets/{dataset_id}/failing-refreshes"),
+            Some(json!({"count": count})),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The refresh histories of every dataset, by dataset id (oldest first).
+    pub async fn histories(&self) -> Result<BTreeMap<String, Vec<SimRefresh>>> {
+        let state = self.admin(reqwest::Method::GET, "state", None).await?;
+        let mut histories = BTreeMap::new();
+        for workspace in state["workspaces"].as_array().into_iter().flatten() {
+            for dataset in workspace["datasets"].as_array().into_iter().flatten() {
+                let mut refreshes: Vec<SimRefresh> =
+                    serde_json::from_value(dataset["refreshes"].clone())
+                        .context("the simulator's refresh history")?;
+                refreshes.sort_by_key(|r| r.start_time);
+                histories.insert(
+                    dataset["id"].as_str().unwrap_or_default().to_owned(),
+                    refreshes,
+                );
+            }
+        }
+        Ok(histories)
     }
 
     /// Every request served so far.
