@@ -102,14 +102,20 @@ impl Poller {
                 }})),
             )
             .await?;
-            self.powerbi(
-                reqwest::Method::POST,
-                &format!("groups/{}/datasets/{}/refreshes", d.workspace_id, d.id),
-                &token,
-                Some(json!({"notifyOption": "NoNotification"})),
-            )
-            .await?;
-            heals += 1;
+            // Power BI may refuse the refresh (one runs, or the day's refreshes are used up):
+            // the script prints the error and goes on with the next dataset.
+            let started = self
+                .powerbi(
+                    reqwest::Method::POST,
+                    &format!("groups/{}/datasets/{}/refreshes", d.workspace_id, d.id),
+                    &token,
+                    Some(json!({"notifyOption": "NoNotification"})),
+                )
+                .await;
+            match started {
+                Ok(_) => heals += 1,
+                Err(err) => eprintln!("[poller] {err}"),
+            }
         }
         Ok(heals)
     }
