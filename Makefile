@@ -77,7 +77,7 @@ crds: ## Regenerate crds/ and the chart's CRD template from src/api
 	./hack/chart-crd.sh
 
 .PHONY: bench
-bench: ## Benchmarks (scale, steady state vs a naive poller, heal latency, footprint); figures in target/bench/summary.json
+bench: ## Benchmarks (scale, steady state vs a naive poller, slots of a week in both modes, heal latency, footprint); figures in target/bench/summary.json
 	export XERO_TESTBED_BIN="$$(./hack/testbed-bins.sh)"; \
 	$(CARGO) build $(LOCKED) --release --features bench-clock --bin xero-operator; \
 	./hack/static-binary.sh >/dev/null; \

@@ -20,7 +20,7 @@ use crate::fixtures::{Dataset, Tenant, TenantOptions};
 use crate::operator::Operator;
 use crate::poller::Poller;
 use crate::report::Target;
-use crate::sim::{LoggedRequest, Sim, SimRefresh};
+use crate::sim::{CallCounts, LoggedRequest, Sim, SimRefresh};
 
 const DATASETS: usize = 100;
 const DAYS: i64 = 7;
@@ -86,9 +86,14 @@ fn tenant(scale: f64) -> Tenant {
     // credentials set through the API carry no refresh token. Durations stay below 25 minutes,
     // the validity the operator asks of a token it applies; the PowerBI mode's lead time and
     // Power BI's late starts come on top.
+    // The bench's datasets all read one Xero organisation, whose limits (60 calls a minute,
+    // 5,000 a day, 20 calls a refresh) would throttle a hundred datasets' refreshes; real
+    // datasets each read their own, so those limits are lifted here (tests cover them).
     tenant.sim_config = json!({
         "scheduler": {"enabled": true, "seed": 11, "durations": {"minSeconds": 120, "maxSeconds": 1440}},
         "historyRetention": 200,
+        "xeroOrganisationCallsPerMinute": 1_000_000,
+        "xeroOrganisationCallsPerDay": 100_000_000,
     });
     tenant
 }
@@ -220,6 +225,8 @@ struct Figures {
     powerbi_calls_per_dataset_day: f64,
     /// Power BI calls a day of the healthy datasets with 2 slots.
     healthy_two_slot_calls_per_day: f64,
+    /// Those calls by kind, per dataset and day.
+    healthy_breakdown: String,
     /// Per injected failure, minutes from its end to the first read of the history after it.
     noticed_minutes: Vec<Option<f64>>,
     /// Per injected failure, minutes from its end to the next refresh started.
@@ -301,16 +308,18 @@ impl Week<'_> {
             .filter(|(i, d)| *i >= FLAKY && d.times.len() == 2)
             .map(|(_, d)| d)
             .collect();
-        let healthy_calls = measured
+        let healthy_calls: Vec<LoggedRequest> = measured
             .iter()
             .filter(|r| {
                 healthy
                     .iter()
                     .any(|d| r.path.contains(&d.id) || r.path.contains(&d.datasource_id))
             })
-            .count();
-        f.healthy_two_slot_calls_per_day =
-            healthy_calls as f64 / (healthy.len().max(1) as f64 * days);
+            .map(|r| (*r).clone())
+            .collect();
+        let per = healthy.len().max(1) as f64 * days;
+        f.healthy_two_slot_calls_per_day = healthy_calls.len() as f64 / per;
+        f.healthy_breakdown = CallCounts::of(&healthy_calls).powerbi_breakdown(per);
         f
     }
 
@@ -359,7 +368,10 @@ fn report(bench: &mut Bench, scale: f64, figures: &[Figures]) {
             f.never_refreshed
         );
         let per_slot_note = "refreshes started per slot, recovery included";
-        let calls_note = "healthy datasets with 2 slots a day";
+        let calls_note = format!(
+            "healthy datasets with 2 slots a day: {}",
+            f.healthy_breakdown
+        );
         let noticed_note = format!(
             "virtual minutes from an injected failure's end to the next read of the history; the next refresh started {} min after it at worst ({} of {})",
             worst(&f.recovered_minutes).map_or("-".to_owned(), |m| format!("{m:.1}")),
@@ -389,7 +401,7 @@ fn report(bench: &mut Bench, scale: f64, figures: &[Figures]) {
                 Some(f.healthy_two_slot_calls_per_day),
                 "calls",
                 Target::AtMost(10.0),
-                calls_note,
+                &calls_note,
             );
             bench.report.check(
                 S,
@@ -419,7 +431,7 @@ fn report(bench: &mut Bench, scale: f64, figures: &[Figures]) {
                 &format!("{name}: Power BI calls a day"),
                 f.healthy_two_slot_calls_per_day,
                 "calls",
-                calls_note,
+                &calls_note,
             );
             bench.report.info(
                 S,

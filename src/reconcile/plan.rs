@@ -552,8 +552,8 @@ impl Polls {
     }
 }
 
-/// A dataset's usual refresh duration: the longest of its latest completed refreshes (a
-/// little longer, so that the first look finds most refreshes done).
+/// A dataset's usual refresh duration: the longest of its latest completed refreshes, and ten
+/// seconds for the history to show the end.
 fn usual_duration(history: &[Refresh]) -> Option<SignedDuration> {
     history
         .iter()
@@ -562,7 +562,7 @@ fn usual_duration(history: &[Refresh]) -> Option<SignedDuration> {
         .filter(|d| *d > SignedDuration::ZERO && *d < MAX_REFRESH_RUN)
         .take(DURATION_SAMPLES)
         .max()
-        .map(|longest| longest + longest / 20 + SignedDuration::from_secs(5))
+        .map(|longest| longest + SignedDuration::from_secs(10))
 }
 
 /// When to look again: the earliest of the next credential window (`startedBy: PowerBI`), the

@@ -1409,8 +1409,8 @@ fn operator_started_slot_is_not_started_while_suspended() {
 #[test]
 fn the_outcome_is_read_when_the_refresh_should_be_done() {
     let d = operator_started();
-    // Refreshes of this dataset take up to 20 minutes: 21 min 5 s with the margin.
-    let usual = SignedDuration::from_secs(20 * 60 + 60 + 5);
+    // Refreshes of this dataset take up to 20 minutes: 20 min 10 s with the margin.
+    let usual = SignedDuration::from_secs(20 * 60 + 10);
     let history = vec![
         took("b", "2026-11-24T12:30:00Z", 20),
         took("a", "2026-11-24T06:00:00Z", 12),
@@ -1448,20 +1448,20 @@ fn the_outcome_is_read_when_the_refresh_should_be_done() {
         looked.requeue_after,
         Duration::try_from(usual - SignedDuration::from_secs(59)).expect("usual")
     );
-    // Running for 5 minutes: nothing to see before 06:21:05.
+    // Running for 5 minutes: nothing to see before 06:20:10.
     let early = plan(
         &d,
         &with(running("r", "2026-11-25T06:00:00Z")),
         &memory,
         "2026-11-25T06:05:00Z",
     );
-    assert_eq!(early.requeue_after, Duration::from_secs(16 * 60 + 5));
+    assert_eq!(early.requeue_after, Duration::from_secs(15 * 60 + 10));
     // Late by 55 s: looked at again within the minute, then at most a minute apart.
     let late = plan(
         &d,
         &with(running("r", "2026-11-25T06:00:00Z")),
         &memory,
-        "2026-11-25T06:22:00Z",
+        "2026-11-25T06:21:05Z",
     );
     assert_eq!(late.requeue_after, Duration::from_secs(55));
     let later = plan(
