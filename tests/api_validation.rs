@@ -442,7 +442,7 @@ async fn the_api_server_applies_the_defaults() {
                 "days": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
                 "times": ["06:00", "12:30"],
                 "timeZone": "UTC",
-                "startedBy": "PowerBI"
+                "startedBy": "Operator"
             },
             "capacity": "Shared",
             "recovery": {"maxAttemptsPerDay": 3, "backoff": {"initial": "5m", "max": "2h"}},

@@ -82,11 +82,14 @@ pub fn dataset_manifest(name: &str, overrides: Value) -> Value {
             "dataset": {"name": "Xero"},
             "xero": {"organisation": "Demo Company (UK)", "credentialsSecretRef": {"name": "xero-app"}},
             "powerBI": {"credentialsSecretRef": {"name": "powerbi-sp"}},
+            // Most scenarios are about Power BI's own schedule; tests/e2e_slots.rs covers the
+            // default, startedBy: Operator.
             "schedule": {
                 "enabled": true,
                 "days": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"],
                 "times": times_far_from_now(),
                 "timeZone": "UTC",
+                "startedBy": "PowerBI",
             },
             "recovery": {"maxAttemptsPerDay": 3, "backoff": {"initial": "2s", "max": "10s"}},
         },
