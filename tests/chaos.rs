@@ -36,15 +36,6 @@ async fn history(s: &Scenario, dataset: &str) -> Vec<Value> {
         .expect("the dataset's refreshes")
 }
 
-/// The simulator's clock, which dates the refreshes.
-async fn sim_now(s: &Scenario) -> Timestamp {
-    let clock = s.admin(Method::GET, "clock", json!(null)).await;
-    clock["now"]
-        .as_str()
-        .and_then(|t| t.parse().ok())
-        .expect("the simulator's time")
-}
-
 fn time_of(entry: &Value, field: &str) -> Option<Timestamp> {
     entry[field].as_str().and_then(|t| t.parse().ok())
 }
@@ -325,7 +316,7 @@ async fn step(s: &Scenario, dice: &mut Dice, asked: &mut [Asked], k: usize) {
             let xds = s.datasets().get(&format!("chaos-{i}")).await.expect("read");
             if answered(&xds, &asked[i]) {
                 let value = format!("chaos-{k}");
-                let at = sim_now(s).await;
+                let at = s.sim_now().await;
                 s.request_refresh(&format!("chaos-{i}"), &value).await;
                 asked[i].requests.push((value, at));
             }

@@ -119,8 +119,9 @@ async fn at_a_slot_the_operator_starts_the_refresh_once_within_the_limit() {
         .await;
     s.apply_dataset(&operator_started("paused", 2, json!({"suspend": true})))
         .await;
-    let now = sim_now(&s).await;
-    assert!(ts(&now) < ts(SLOT), "the setup took past the slot: {now}");
+    let now = s.sim_now().await;
+    assert!(now < ts(SLOT), "the setup took past the slot: {now}");
+    let now = now.to_string();
     s.start_operator_with(&["--time-scale", TIME_SCALE, "--clock-start", &now]);
 
     let served = s
@@ -227,7 +228,7 @@ async fn a_slot_is_started_once_when_leadership_changes_hands() {
     )
     .await;
     let ns = s.env.namespace.clone();
-    let now = sim_now(&s).await;
+    let now = s.sim_now().await.to_string();
     let mut flags = leader_flags(&ns);
     flags.extend([
         "--time-scale".into(),
@@ -262,7 +263,7 @@ async fn a_slot_is_started_once_when_leadership_changes_hands() {
 
     // Phase two.
     let next_standby = s.spawn_operator(&flags);
-    while ts(&sim_now(&s).await) < ts("2026-11-25T06:29:45Z") {
+    while s.sim_now().await < ts("2026-11-25T06:29:45Z") {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     standby.kill();
@@ -292,14 +293,6 @@ async fn a_slot_is_started_once_when_leadership_changes_hands() {
         .start_time;
     eprintln!("the 06:30 slot's refresh started at {started:?} after the leader died");
     next_standby.kill();
-}
-
-/// The simulator's clock.
-async fn sim_now(s: &Scenario) -> String {
-    s.admin(reqwest::Method::GET, "clock", Value::Null).await["now"]
-        .as_str()
-        .expect("simulator clock")
-        .to_owned()
 }
 
 /// How many refreshes of dataset `i` the simulator's history shows started through the API.

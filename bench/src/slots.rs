@@ -30,15 +30,6 @@ const FAILURE_DAY: i64 = 2;
 const S: &str = "slots (100 datasets, 2-4 slots a day, 7 simulated days)";
 /// Power BI may start a scheduled refresh a little before its slot.
 const EARLY: SignedDuration = SignedDuration::from_mins(5);
-const EVERY_DAY: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
 
 /// The week measured: Monday 2025-01-06 00:00 UTC for [`DAYS`] days; the contenders start four
 /// hours earlier, so that every XeroDataset is Ready before the first slot.
@@ -72,7 +63,7 @@ fn tenant(scale: f64) -> Tenant {
     let mut tenant = Tenant::new(TenantOptions {
         datasets: DATASETS,
         xero_secrets: 4,
-        days: EVERY_DAY.to_vec(),
+        days: powerbi_sim::DAYS.to_vec(),
         times: Vec::new(),
         start_time: origin,
         time_scale: scale,

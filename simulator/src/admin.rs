@@ -116,13 +116,7 @@ fn scheduled_refresh(
     id: &str,
 ) -> Result<SimResponse, SimResponse> {
     let request: ScheduledRefreshRequest = body(req)?.unwrap_or_default();
-    let (w, d) = world.powerbi.find_dataset(id).ok_or_else(|| {
-        error(
-            StatusCode::NOT_FOUND,
-            "ItemNotFound",
-            &format!("Dataset {id} is not found."),
-        )
-    })?;
+    let (w, d) = dataset_position(world, id)?;
     if !world.powerbi.workspaces[w].datasets[d].schedule.enabled {
         return Err(error(
             StatusCode::CONFLICT,
@@ -157,15 +151,20 @@ fn failing_refreshes(
 ) -> Result<SimResponse, SimResponse> {
     let request: FailingRefreshesRequest =
         body(req)?.ok_or_else(|| bad("The request needs a body: {\"count\": N}."))?;
-    let (w, d) = world.powerbi.find_dataset(id).ok_or_else(|| {
+    let (w, d) = dataset_position(world, id)?;
+    world.powerbi.workspaces[w].datasets[d].failing_refreshes = request.count;
+    Ok(SimResponse::empty(StatusCode::NO_CONTENT))
+}
+
+/// Where the dataset `id` is, or Power BI's 404.
+fn dataset_position(world: &World, id: &str) -> Result<(usize, usize), SimResponse> {
+    world.powerbi.find_dataset(id).ok_or_else(|| {
         error(
             StatusCode::NOT_FOUND,
             "ItemNotFound",
             &format!("Dataset {id} is not found."),
         )
-    })?;
-    world.powerbi.workspaces[w].datasets[d].failing_refreshes = request.count;
-    Ok(SimResponse::empty(StatusCode::NO_CONTENT))
+    })
 }
 
 fn add_fault(world: &mut World, req: &SimRequest) -> Result<SimResponse, SimResponse> {

@@ -39,6 +39,8 @@ mod xero;
 pub use error::Error;
 pub use seed::{Seed, SimConfig};
 pub use server::{RunningSimulator, Simulator};
+/// Day names as Power BI spells them, Monday first.
+pub use state::powerbi::DAYS;
 /// An on-premises gateway's key pair and its decryption of credentials, for tests of clients
 /// that encrypt them.
 pub use state::powerbi::Gateway;

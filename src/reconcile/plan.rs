@@ -442,24 +442,48 @@ fn decide_recovery(
         };
     }
     if let Some(slot) = slots.due {
-        if !slot_within_limit {
-            return Recovery {
-                holdback: Some(Holdback::SlotOverDailyLimit(slot)),
-                ..Recovery::default()
-            };
-        }
-        if let Some(id) = pending_failure {
-            memory.handled_failure = Some(id);
-        }
-        memory.slot_started = Some(slot);
-        return Recovery {
-            trigger: Some(TriggerReason::Slot { at: slot }),
-            ..Recovery::default()
-        };
+        return start_slot(slot, slot_within_limit, pending_failure, memory);
     }
     let Some(request_id) = pending_failure else {
         return Recovery::default();
     };
+    recover_failure(desired, request_id, memory, slots, within_daily_limit, now)
+}
+
+/// The due slot's refresh (`startedBy: Operator`), unless the day's refreshes are used up; it
+/// answers a pending failure too, without counting as a recovery attempt.
+fn start_slot(
+    slot: Timestamp,
+    within_limit: bool,
+    pending_failure: Option<String>,
+    memory: &mut Memory,
+) -> Recovery {
+    if !within_limit {
+        return Recovery {
+            holdback: Some(Holdback::SlotOverDailyLimit(slot)),
+            ..Recovery::default()
+        };
+    }
+    if let Some(id) = pending_failure {
+        memory.handled_failure = Some(id);
+    }
+    memory.slot_started = Some(slot);
+    Recovery {
+        trigger: Some(TriggerReason::Slot { at: slot }),
+        ..Recovery::default()
+    }
+}
+
+/// A recovery refresh for the failed refresh `request_id`, or why not yet: recovery is off,
+/// the attempts or the daily limit are used up, the slot's refresh is due, or the backoff runs.
+fn recover_failure(
+    desired: &Desired,
+    request_id: String,
+    memory: &mut Memory,
+    slots: &Slots,
+    within_daily_limit: bool,
+    now: Timestamp,
+) -> Recovery {
     let backoff_end = memory
         .last_attempt
         .filter(|_| memory.attempts > 0)

@@ -456,6 +456,15 @@ impl Scenario {
         response.json().await.unwrap_or(Value::Null)
     }
 
+    /// The simulator's clock, which dates the refreshes.
+    pub async fn sim_now(&self) -> jiff::Timestamp {
+        let clock = self.admin(reqwest::Method::GET, "clock", Value::Null).await;
+        clock["now"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .expect("the simulator's time")
+    }
+
     /// The simulator's state of the dataset.
     pub async fn sim_dataset(&self) -> Value {
         self.sim_dataset_by_id(DATASET).await

@@ -15,6 +15,7 @@ mod gateway;
 mod refresh;
 mod schedule;
 pub mod scheduler;
+pub use schedule::DAYS;
 
 pub use credential::Credential;
 pub use dataset::{Dataset, Workspace};
