@@ -626,6 +626,12 @@ pub struct XeroDatasetStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_started_slot_time: Option<Time>,
 
+    /// When the operator last changed Power BI's refresh schedule (`startedBy: PowerBI`): a
+    /// slot that passed before it gets no scheduled refresh, so a failure is recovered at once
+    /// instead of waiting for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_updated_time: Option<Time>,
+
     /// A refresh the operator decided to start, recorded before it asks Power BI; cleared once
     /// the refresh started. An operator that restarts in between finds it and adopts the refresh
     /// the history shows instead of starting a second one.

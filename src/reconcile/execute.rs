@@ -106,6 +106,9 @@ fn correct_memory(executed: &mut Executed, old: &Memory) {
         memory.intent = old.intent.clone();
         executed.plan.handled_request = None;
     }
+    if !did(|a| matches!(a, Action::UpdateSchedule(_))) {
+        executed.plan.memory.schedule_updated = old.schedule_updated;
+    }
     if !did(|a| matches!(a, Action::ApplyCredentials(_))) {
         executed.plan.memory.credentials_applied = old.credentials_applied;
         // A planned apply that did not happen leaves the chain unverified: the next reconcile

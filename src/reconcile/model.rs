@@ -123,6 +123,10 @@ pub struct Memory {
     pub intent: Option<Intent>,
     /// The latest slot whose refresh the operator started itself (`startedBy: Operator`).
     pub slot_started: Option<Timestamp>,
+    /// When the operator last changed Power BI's refresh schedule. Power BI's scheduler does not
+    /// go back for a slot that passed before its schedule was switched on or changed, so such a
+    /// slot has no scheduled refresh to wait for.
+    pub schedule_updated: Option<Timestamp>,
 }
 
 /// A refresh the operator decided to start, recorded in the status before the request goes to

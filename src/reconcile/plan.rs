@@ -77,7 +77,11 @@ pub fn plan_actions(
         .refresh_requested
         .as_deref()
         .filter(|value| adopted_request.as_deref() != Some(*value));
-    let slots = Slots::at(desired, latest, memory.slot_started, now, (today, tomorrow));
+    let schedule_action = schedule_action(desired, observed);
+    if schedule_action.is_some() {
+        memory.schedule_updated = Some(now);
+    }
+    let slots = Slots::at(desired, latest, &memory, now, (today, tomorrow));
     let running = running_since(latest, now);
     let room = Room {
         running: running.is_some(),
@@ -88,7 +92,7 @@ pub fn plan_actions(
     let mut recovery = decide_recovery(desired, requested, latest, &mut memory, &slots, room, now);
     intend(&mut recovery, &mut memory, decided_from, latest, now);
 
-    let mut actions: Vec<Action> = schedule_action(desired, observed).into_iter().collect();
+    let mut actions: Vec<Action> = schedule_action.into_iter().collect();
     if let Some(why) = apply_reason(&recovery, &slots, desired, observed, &memory, now) {
         // Applying credentials exercises the whole chain, whatever the reason.
         actions.push(Action::ApplyCredentials(why));
@@ -212,7 +216,7 @@ impl Slots {
     fn at(
         desired: &Desired,
         latest: Option<&Refresh>,
-        slot_started: Option<Timestamp>,
+        memory: &Memory,
         now: Timestamp,
         (today, tomorrow): (Timestamp, Timestamp),
     ) -> Slots {
@@ -224,9 +228,9 @@ impl Slots {
         let operator_started = desired.started_by == SlotStarter::Operator;
         let unserved = |slot: &Timestamp| {
             if operator_started {
-                !served_by_operator(latest, slot_started, *slot)
+                !served_by_operator(latest, memory.slot_started, *slot)
             } else {
-                !started_since(latest, *slot)
+                !started_since(latest, *slot) && power_bi_scheduled(memory, *slot, now)
             }
         };
         let upcoming = schedule.next_slot(zone, earlier(now, SLOT_LATE_START));
@@ -278,6 +282,15 @@ fn served_by_operator(
     slot_started.is_some_and(|started| started >= slot)
         || started_since(latest, slot)
         || running_at_slot
+}
+
+/// Whether Power BI's scheduler starts (or started) the refresh of `slot`, as far as the
+/// operator knows: a slot still ahead, or one that passed after the operator last changed the
+/// schedule. Power BI does not go back for a slot that passed while its schedule was off or
+/// different; the operator then recovers a failure at once rather than wait for a refresh that
+/// never comes.
+fn power_bi_scheduled(memory: &Memory, slot: Timestamp, now: Timestamp) -> bool {
+    slot > now || memory.schedule_updated.is_none_or(|updated| updated < slot)
 }
 
 /// Whether the latest refresh started at or after `slot` (Power BI may start it a little early).

@@ -178,6 +178,7 @@ fn failure_already_handled_is_not_retried() {
         verified_for: Some(FINGERPRINT.into()),
         intent: None,
         slot_started: None,
+        schedule_updated: None,
     };
     let p = plan(
         &d,
@@ -242,6 +243,7 @@ fn attempts_exhausted_for_the_day_stop_recovery_until_midnight() {
         verified_for: None,
         intent: None,
         slot_started: None,
+        schedule_updated: None,
     };
     let p = plan(
         &d,
@@ -357,6 +359,7 @@ fn backoff_not_over_waits_until_it_ends() {
         verified_for: None,
         intent: None,
         slot_started: None,
+        schedule_updated: None,
     };
     // After 2 attempts the wait is 10 minutes: until 09:05.
     let p = plan(
@@ -384,6 +387,7 @@ fn backoff_over_retries() {
         verified_for: None,
         intent: None,
         slot_started: None,
+        schedule_updated: None,
     };
     let p = plan(
         &d,
@@ -407,6 +411,7 @@ fn backoff_is_capped_at_max() {
         verified_for: None,
         intent: None,
         slot_started: None,
+        schedule_updated: None,
     };
     let p = plan(
         &d,
@@ -431,6 +436,7 @@ fn success_resets_attempts() {
         verified_for: None,
         intent: None,
         slot_started: None,
+        schedule_updated: None,
     };
     let p = plan(
         &d,
@@ -460,6 +466,7 @@ fn a_new_day_starts_a_fresh_attempt_count() {
         verified_for: None,
         intent: None,
         slot_started: None,
+        schedule_updated: None,
     };
     let p = plan(
         &d,
@@ -484,6 +491,7 @@ fn the_local_day_of_the_schedule_zone_decides_the_attempt_count() {
         verified_for: None,
         intent: None,
         slot_started: None,
+        schedule_updated: None,
     };
     let history = vec![failed("f4", "2026-11-24T23:01:00Z")];
     let p = plan(
@@ -927,6 +935,51 @@ fn recovery_waits_for_a_scheduled_refresh_that_is_due() {
         "2026-11-25T12:46:00Z",
     );
     assert_eq!(p.actions, recover("f1"));
+}
+
+#[test]
+fn recovery_does_not_wait_for_a_slot_that_passed_while_power_bi_schedule_was_off() {
+    let d = desired();
+    let history = vec![failed("f1", "2026-11-24T12:31:00Z")];
+    let now = "2026-11-25T06:05:00Z";
+    // Power BI switched its schedule off after the failures: nothing starts the 06:00 refresh,
+    // and switching the schedule on at 06:05 does not bring it back.
+    let off = observed_off(&d, history.clone());
+    let p = plan(&d, &off, &Memory::default(), now);
+    assert_eq!(p.holdback, None);
+    assert_eq!(
+        p.actions,
+        [
+            vec![Action::UpdateSchedule(ScheduleUpdate::Set(
+                d.schedule.clone()
+            ))],
+            recover("f1")
+        ]
+        .concat()
+    );
+    assert_eq!(p.memory.schedule_updated, Some(ts(now)));
+    // The next reconcile reads the schedule on, and still knows it was off at 06:00.
+    let memory = Memory {
+        schedule_updated: Some(ts(now)),
+        ..Memory::default()
+    };
+    let p = plan(
+        &d,
+        &observed(&d, history.clone()),
+        &memory,
+        "2026-11-25T06:05:02Z",
+    );
+    assert_eq!(p.actions, recover("f1"));
+    // Switched on before the slot, the schedule is Power BI's to start: the failure waits.
+    let before = Memory {
+        schedule_updated: Some(ts("2026-11-25T05:50:00Z")),
+        ..Memory::default()
+    };
+    let p = plan(&d, &observed(&d, history), &before, now);
+    assert_eq!(
+        p.holdback,
+        Some(Holdback::ScheduledRefreshDue(ts("2026-11-25T06:00:00Z")))
+    );
 }
 
 // The whole chain (Power BI, dataset, Xero, organisation, datasource) is checked by applying

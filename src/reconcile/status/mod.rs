@@ -39,6 +39,7 @@ pub fn memory_from_status(status: Option<&XeroDatasetStatus>) -> Memory {
             .and_then(|c| c.verified_for.clone()),
         intent: status.refresh_intent.as_ref().map(intent_from_status),
         slot_started: status.last_started_slot_time.as_ref().map(|t| t.0),
+        schedule_updated: status.schedule_updated_time.as_ref().map(|t| t.0),
     }
 }
 
@@ -173,6 +174,9 @@ fn record_plan(status: &mut XeroDatasetStatus, outcome: &Outcome) {
     status.refresh_intent = plan.memory.intent.as_ref().and_then(intent_status);
     if let Some(slot) = plan.memory.slot_started {
         status.last_started_slot_time = Some(status_time(slot));
+    }
+    if let Some(updated) = plan.memory.schedule_updated {
+        status.schedule_updated_time = Some(status_time(updated));
     }
 }
 
@@ -516,6 +520,7 @@ mod tests {
                 latest_known: Some("r1".into()),
             }),
             slot_started: Some(ts("2026-11-25T06:00:00Z")),
+            schedule_updated: Some(ts("2026-11-25T05:40:00Z")),
         };
         let mut p = plan(None);
         p.memory = memory.clone();
