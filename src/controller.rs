@@ -17,7 +17,7 @@ use kube::runtime::{Predicate as _, WatchStreamExt as _, predicates, watcher};
 use kube::{Client, Resource, ResourceExt as _};
 
 use crate::api::conditions;
-use crate::api::{FIELD_MANAGER, Reason, XeroDataset, XeroDatasetStatus};
+use crate::api::{FIELD_MANAGER, Reason, SlotStarter, XeroDataset, XeroDatasetStatus};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::reconcile::model::{Hints, Outcome, Timing};
@@ -26,6 +26,9 @@ use crate::reconcile::{Services, reconcile_dataset};
 use crate::secret_store::SecretScope;
 use crate::server::Readiness;
 use crate::xero::{EXCHANGE_STARTED_ANNOTATION, ROTATED_AT_ANNOTATION, exchange_unfinished};
+
+/// How often Power BI's schedule is read at least when the operator starts the slots.
+const OPERATOR_SCHEDULE_CHECK: Duration = Duration::from_secs(24 * 3600);
 
 /// What every reconcile shares.
 pub struct Context {
@@ -193,13 +196,19 @@ impl Context {
 
     fn schedule_check_due(&self, xds: &XeroDataset) -> bool {
         let generation = xds.metadata.generation.unwrap_or(0);
+        // When the operator starts the slots, Power BI's schedule only has to stay off: read once
+        // a day (and whenever the history shows a scheduled refresh, see the gather step).
+        let interval = match xds.spec.schedule.started_by {
+            SlotStarter::Operator => self.timing.resync_interval.max(OPERATOR_SCHEDULE_CHECK),
+            SlotStarter::PowerBi => self.timing.resync_interval,
+        };
         let Ok(checks) = self.schedule_checks.lock() else {
             return true;
         };
         match checks.get(&ObjectRef::from_obj(xds)) {
             Some((checked_generation, at)) => {
                 *checked_generation != generation
-                    || at.elapsed() >= self.clock.real_duration(self.timing.resync_interval)
+                    || at.elapsed() >= self.clock.real_duration(interval)
             }
             None => true,
         }

@@ -5,7 +5,9 @@ use super::failure::StepError;
 use super::model::{Failure, Hints, Observed, Refresh, RefreshRecord, RefreshState, RefreshType};
 use super::services::Session;
 use super::validate::DatasetName;
-use crate::api::{MAX_ERROR_CODE_CHARS, MAX_MESSAGE_CHARS, Reason, XeroDatasetStatus, printable};
+use crate::api::{
+    MAX_ERROR_CODE_CHARS, MAX_MESSAGE_CHARS, Reason, SlotStarter, XeroDatasetStatus, printable,
+};
 use crate::matches::Matches;
 use crate::powerbi::models::{self, NOTIFY_MAIL_ON_FAILURE};
 use crate::schedule::RefreshSchedule;
@@ -59,7 +61,13 @@ pub(super) async fn gather(
     let new_failure = records.first().is_some_and(|r| {
         r.refresh.state == RefreshState::Failed && Some(r.refresh.request_id.as_str()) != handled
     });
-    let actual = if hints.check_schedule || new_failure {
+    let actual = if hints.check_schedule
+        || new_failure
+        || scheduled_by_power_bi(
+            session.spec.desired.started_by,
+            status,
+            records.first().map(|r| &r.refresh),
+        ) {
         let actual = powerbi
             .refresh_schedule(&token, workspace, &dataset_id)
             .await
@@ -84,6 +92,31 @@ pub(super) async fn gather(
         },
         records,
     })
+}
+
+/// Whether the history shows a scheduled refresh Power BI started after the operator last
+/// started a slot or changed the schedule, when the operator starts the slots and keeps Power
+/// BI's schedule off: someone switched it on, and the schedule is read now rather than at the
+/// day's check.
+fn scheduled_by_power_bi(
+    started_by: SlotStarter,
+    status: Option<&XeroDatasetStatus>,
+    latest: Option<&Refresh>,
+) -> bool {
+    let Some(latest) = latest.filter(|_| started_by == SlotStarter::Operator) else {
+        return false;
+    };
+    let known = status.and_then(|s| {
+        [&s.last_started_slot_time, &s.schedule_updated_time]
+            .into_iter()
+            .flatten()
+            .map(|t| t.0)
+            .max()
+    });
+    latest.refresh_type == RefreshType::Scheduled
+        && latest
+            .start_time
+            .is_some_and(|started| known.is_none_or(|known| started > known))
 }
 
 /// The dataset's id and its name in Power BI: from the status written for this generation, else
@@ -228,5 +261,66 @@ fn record(refresh: &models::Refresh) -> RefreshRecord {
         error_message: exception
             .and_then(|e| e.description)
             .map(|text| printable(&text, MAX_MESSAGE_CHARS)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn refresh(kind: RefreshType, start: &str) -> Refresh {
+        Refresh {
+            request_id: "r".into(),
+            refresh_type: kind,
+            state: RefreshState::Completed,
+            start_time: Some(start.parse().expect("timestamp")),
+            end_time: None,
+        }
+    }
+
+    #[test]
+    fn a_new_scheduled_refresh_means_power_bi_schedule_was_switched_on() {
+        let status = XeroDatasetStatus {
+            last_started_slot_time: Some(Time("2026-11-25T06:00:00Z".parse().expect("time"))),
+            ..XeroDatasetStatus::default()
+        };
+        let operator = SlotStarter::Operator;
+        let scheduled_after = refresh(RefreshType::Scheduled, "2026-11-25T12:31:00Z");
+        assert!(scheduled_by_power_bi(
+            operator,
+            Some(&status),
+            Some(&scheduled_after)
+        ));
+        assert!(scheduled_by_power_bi(
+            operator,
+            None,
+            Some(&scheduled_after)
+        ));
+        // From before the operator's last slot, its own refresh, or Power BI's mode: nothing new.
+        let scheduled_before = refresh(RefreshType::Scheduled, "2026-11-24T12:31:00Z");
+        assert!(!scheduled_by_power_bi(
+            operator,
+            Some(&status),
+            Some(&scheduled_before)
+        ));
+        let own = refresh(RefreshType::ViaApi, "2026-11-25T12:30:00Z");
+        assert!(!scheduled_by_power_bi(operator, Some(&status), Some(&own)));
+        assert!(!scheduled_by_power_bi(
+            SlotStarter::PowerBi,
+            None,
+            Some(&scheduled_after)
+        ));
+        assert!(!scheduled_by_power_bi(operator, None, None));
+        // Once the operator switched the schedule off again, the same refresh is known.
+        let switched_off = XeroDatasetStatus {
+            schedule_updated_time: Some(Time("2026-11-25T12:32:00Z".parse().expect("time"))),
+            ..status
+        };
+        assert!(!scheduled_by_power_bi(
+            operator,
+            Some(&switched_off),
+            Some(&scheduled_after)
+        ));
     }
 }

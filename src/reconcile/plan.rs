@@ -31,6 +31,10 @@ const SLOT_CATCH_UP: SignedDuration = SignedDuration::from_hours(1);
 /// start (a minute by default): failures that end at once (credentials, say) are not left
 /// unnoticed until the usual end.
 const EARLY_LOOK_POLLS: u32 = 4;
+/// The early look is for refreshes that usually run at least this long: a shorter one is looked
+/// at when it should be done, so that a failure that ends at once waits at most this long to be
+/// noticed, for one read of the history fewer per refresh.
+const EARLY_LOOK_FROM: SignedDuration = SignedDuration::from_mins(10);
 /// How many of the latest completed refreshes tell a dataset's usual refresh duration.
 const DURATION_SAMPLES: usize = 5;
 /// The longest wait between two polls of a refresh that runs past its usual duration (until it
@@ -562,7 +566,8 @@ struct Polls {
 }
 
 impl Polls {
-    /// The wait until the next look at a refresh that has run for `age`: one early look, then
+    /// The wait until the next look at a refresh that has run for `age`: one early look (for a
+    /// refresh that usually runs [`EARLY_LOOK_FROM`] or longer), then
     /// when it should be done (its usual duration), then at most a minute apart while it runs
     /// late, until it has run twice as long; without a usual duration, as long as it has run so
     /// far.
@@ -573,7 +578,7 @@ impl Polls {
         let early = SignedDuration::try_from(self.timing.poll_interval * EARLY_LOOK_POLLS)
             .unwrap_or(SignedDuration::MAX);
         // A wake-up a moment early counts as the early look, not as a reason for another.
-        if early < usual && age < early - SignedDuration::from_secs(2) {
+        if usual >= EARLY_LOOK_FROM && early < usual && age < early - SignedDuration::from_secs(2) {
             return Duration::try_from(early - age).unwrap_or_default();
         }
         let overrun = age - usual;

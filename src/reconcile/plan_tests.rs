@@ -1460,6 +1460,24 @@ fn operator_started_slot_is_not_started_while_suspended() {
 }
 
 #[test]
+fn a_short_refresh_is_read_once_when_it_should_be_done() {
+    let d = operator_started();
+    // Refreshes of this dataset take up to 4 minutes: no early look, one read at 4 min 10 s.
+    let history = vec![
+        took("b", "2026-11-24T12:30:00Z", 4),
+        took("a", "2026-11-24T06:00:00Z", 3),
+    ];
+    let at = plan(
+        &d,
+        &observed_off(&d, history),
+        &Memory::default(),
+        "2026-11-25T06:00:00Z",
+    );
+    assert!(triggered(&at).is_some());
+    assert_eq!(at.requeue_after, Duration::from_secs(4 * 60 + 10));
+}
+
+#[test]
 fn the_outcome_is_read_when_the_refresh_should_be_done() {
     let d = operator_started();
     // Refreshes of this dataset take up to 20 minutes: 20 min 10 s with the margin.

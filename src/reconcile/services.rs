@@ -35,7 +35,8 @@ pub struct Services {
     pub secrets: SecretStore,
     pub xero: XeroTokenRotation,
     pub xero_api: XeroApi,
-    /// The Xero datasource (gateway id, datasource id) of each dataset.
+    /// The Xero datasource (gateway id, datasource id) of each dataset, for a day (forgotten as
+    /// soon as an update of it fails, so a republished dataset costs one failed call).
     pub(super) datasources:
         Memo<(String, String, Option<String>), super::execute::DatasourceBinding>,
     /// Power BI service principal Secrets by (namespace, name), read once for all the datasets
@@ -198,7 +199,7 @@ impl Services {
             )?,
             xero_api: XeroApi::new(http, &urls.xero_api, retry)?,
             secrets,
-            datasources: Memo::new(std::time::Duration::from_secs(6 * 3600)),
+            datasources: Memo::new(std::time::Duration::from_secs(24 * 3600)),
             powerbi_secrets: Memo::new(std::time::Duration::from_secs(300)),
             xero_allowances: Memo::new(std::time::Duration::from_secs(60)),
             identity_offer: IdentityOffer::Nobody,
