@@ -15,6 +15,7 @@ mod error;
 mod fixtures;
 mod footprint;
 mod heal;
+mod noticing;
 mod operator;
 mod poller;
 mod report;
