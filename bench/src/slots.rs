@@ -30,6 +30,8 @@ const FAILURE_DAY: i64 = 2;
 const S: &str = "slots (100 datasets, 2-4 slots a day, 7 simulated days)";
 /// Power BI may start a scheduled refresh a little before its slot.
 const EARLY: SignedDuration = SignedDuration::from_mins(5);
+/// How many slots with more than one refresh the report lists per contender.
+const MAX_EXTRA_SHOWN: usize = 10;
 
 /// The week measured: Monday 2025-01-06 00:00 UTC for [`DAYS`] days; the contenders start four
 /// hours earlier, so that every XeroDataset is Ready before the first slot.
@@ -223,6 +225,8 @@ struct Figures {
     noticed_minutes: Vec<Option<f64>>,
     /// Per injected failure, minutes from its end to the next refresh started.
     recovered_minutes: Vec<Option<f64>>,
+    /// The first slots with more than one refresh, for the report.
+    extra: Vec<String>,
 }
 
 impl Week<'_> {
@@ -256,6 +260,17 @@ impl Week<'_> {
                     f.injected += 1;
                 } else {
                     f.refreshes += started.len();
+                    if started.len() > 1 && f.extra.len() < MAX_EXTRA_SHOWN {
+                        let refreshes: Vec<String> = started
+                            .iter()
+                            .map(|r| format!("{} {} {}", r.refresh_type, r.status, r.start_time))
+                            .collect();
+                        f.extra.push(format!(
+                            "{} slot {slot}: {}",
+                            dataset.name,
+                            refreshes.join(", ")
+                        ));
+                    }
                     if started.first().is_some_and(|r| r.status == "Completed") {
                         f.first_try += 1;
                     }
@@ -349,6 +364,15 @@ fn next_start_after(history: &[SimRefresh], after: Timestamp) -> Option<Timestam
 /// [`crate::noticing`]) for the Operator mode's target.
 fn report(bench: &mut Bench, scale: f64, figures: &[Figures], noticed: &[Option<f64>]) {
     for f in figures {
+        if !f.extra.is_empty() {
+            println!(
+                "[slots] {}: slots with more than one refresh (the first {MAX_EXTRA_SHOWN}):",
+                f.name
+            );
+            for line in &f.extra {
+                println!("[slots]   {line}");
+            }
+        }
         let share = 100.0 * f.first_try as f64 / (f.slots - f.injected).max(1) as f64;
         let per_slot = f.refreshes as f64 / (f.slots - f.injected).max(1) as f64;
         let worst_noticed = worst(&f.noticed_minutes);
