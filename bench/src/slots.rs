@@ -245,8 +245,11 @@ impl Week<'_> {
                         .find(|r| r.start_time >= self.failures_at && r.status == "Failed")
                 })
                 .flatten();
+            // A slot's refreshes are those started before the next slot, counted or not (the
+            // last two hours' slots are not: their outcome may not be known).
             let slots = self.slots_of(dataset);
-            for (k, slot) in slots.iter().enumerate() {
+            let last = self.end - SignedDuration::from_hours(2);
+            for (k, slot) in slots.iter().enumerate().filter(|(_, s)| **s <= last) {
                 let window_end = slots.get(k + 1).copied().unwrap_or(self.end) - EARLY;
                 let started: Vec<&SimRefresh> = history
                     .iter()
@@ -330,10 +333,8 @@ impl Week<'_> {
         f
     }
 
-    /// The dataset's slots in the week, up to two hours before its end (so that their outcome
-    /// is known).
+    /// The dataset's slots in the week.
     fn slots_of(&self, dataset: &Dataset) -> Vec<Timestamp> {
-        let last = self.end - SignedDuration::from_hours(2);
         let mut slots = Vec::new();
         for day in 0..DAYS {
             let midnight = self.from + SignedDuration::from_hours(24 * day);
@@ -343,7 +344,7 @@ impl Week<'_> {
                     h.parse::<i64>().unwrap_or(0) * 60 + m.parse::<i64>().unwrap_or(0),
                 );
                 let slot = midnight + offset;
-                if slot <= last {
+                if slot < self.end {
                     slots.push(slot);
                 }
             }
@@ -520,6 +521,58 @@ fn worst(delays: &[Option<f64>]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ts(text: &str) -> Timestamp {
+        text.parse().expect("timestamp")
+    }
+
+    fn completed(start: &str) -> SimRefresh {
+        SimRefresh {
+            refresh_type: "ViaApi".into(),
+            start_time: ts(start),
+            end_time: Some(ts(start) + SignedDuration::from_mins(3)),
+            status: "Completed".into(),
+        }
+    }
+
+    #[test]
+    fn the_last_counted_slot_owns_only_the_refreshes_before_the_next_slot() {
+        let (_, from, end) = week();
+        // The last day's 10:30 slot is counted, its 22:30 one is too close to the end.
+        let dataset = Dataset {
+            name: "xds-00000".into(),
+            workspace_id: "w".into(),
+            id: "d".into(),
+            gateway_id: "g".into(),
+            datasource_id: "s".into(),
+            xero_secret: 0,
+            times: vec!["10:30".into(), "22:30".into()],
+        };
+        let last_day = from + SignedDuration::from_hours(24 * (DAYS - 1));
+        let at = |minutes: i64| (last_day + SignedDuration::from_mins(minutes)).to_string();
+        let contender = Contender {
+            name: "operator, startedBy: Operator",
+            requests: Vec::new(),
+            histories: BTreeMap::from([(
+                "d".to_owned(),
+                vec![completed(&at(10 * 60 + 31)), completed(&at(22 * 60 + 31))],
+            )]),
+        };
+        let datasets = [dataset];
+        let week = Week {
+            from: last_day,
+            end,
+            failures_at: end,
+            datasets: &datasets,
+        };
+        let f = week.figures(&contender);
+        assert_eq!(
+            (f.slots, f.refreshes, f.first_try),
+            (1, 1, 1),
+            "{:?}",
+            f.extra
+        );
+    }
 
     #[test]
     fn each_dataset_has_two_to_four_distinct_slots_on_the_half_hour() {
