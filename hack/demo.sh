@@ -172,10 +172,8 @@ show_power_bi
 # one more, and the demo would wait for it. Power BI's schedule still differs from the spec, so
 # the operator's fix of schedule drift shows all the same.
 slot_time() {
-  local hour minute
-  read -r hour minute < <(date -u -d "+$1 hours" '+%H %M')
-  if [ "${minute#0}" -lt 30 ]; then minute=00; else minute=30; fi
-  printf '%s:%s' "$hour" "$minute"
+  local at=$(($(date -u +%s) + $1 * 3600))
+  printf '%02d:%02d' $((at / 3600 % 24)) $((at / 1800 % 2 * 30))
 }
 times="[\"$(slot_time 4)\", \"$(slot_time 10)\"]"
 manifest=$(sed -E "s/^( *times: ).*/\1$times/" examples/demo/20-xerodataset.yaml)

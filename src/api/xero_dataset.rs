@@ -626,10 +626,10 @@ pub struct XeroDatasetStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_started_slot_time: Option<Time>,
 
-    /// When the operator last changed Power BI's refresh schedule. With `startedBy: PowerBI`, a
-    /// slot that passed before it gets no scheduled refresh, so a failure is recovered at once
-    /// instead of waiting for one; with `Operator`, a scheduled refresh started after it shows
-    /// that someone switched Power BI's schedule on again.
+    /// With `startedBy: PowerBI`, when the operator last switched Power BI's schedule on: a slot
+    /// that passed before it gets no scheduled refresh, so a failure is recovered at once instead
+    /// of waiting for one. With `Operator`, when the operator last found or made the schedule
+    /// off: a scheduled refresh started after it shows that someone switched it on again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_updated_time: Option<Time>,
 

@@ -106,7 +106,12 @@ fn correct_memory(executed: &mut Executed, old: &Memory) {
         memory.intent = old.intent.clone();
         executed.plan.handled_request = None;
     }
-    if !did(|a| matches!(a, Action::UpdateSchedule(_))) {
+    let planned_update = executed
+        .plan
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::UpdateSchedule(_)));
+    if planned_update && !did(|a| matches!(a, Action::UpdateSchedule(_))) {
         executed.plan.memory.schedule_updated = old.schedule_updated;
     }
     if !did(|a| matches!(a, Action::ApplyCredentials(_))) {

@@ -54,7 +54,7 @@ pub(super) async fn gather(
         .map_err(|e| dataset_error(e, &dataset_id))?;
     let records: Vec<RefreshRecord> = newest_first(history).iter().map(record).collect();
     // Power BI switches a schedule off after failed refreshes: a failure not yet handled is a
-    // reason to look at the schedule now rather than at the next resync.
+    // reason to look at the schedule now rather than at the next periodic check.
     let handled = status
         .and_then(|s| s.recovery.as_ref())
         .and_then(|r| r.last_handled_failure_request_id.as_deref());

@@ -26,7 +26,8 @@ pub struct Timing {
 /// What the controller knows beyond the object itself.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Hints {
-    /// Read Power BI's schedule this time (a spec change, or the resync is due).
+    /// Read Power BI's schedule this time (a spec change, or the periodic check is due: each
+    /// resync, daily with `startedBy: Operator`).
     pub check_schedule: bool,
     /// Someone changed a Secret the dataset references since its last reconcile.
     pub secret_changed: bool,
@@ -123,9 +124,10 @@ pub struct Memory {
     pub intent: Option<Intent>,
     /// The latest slot whose refresh the operator started itself (`startedBy: Operator`).
     pub slot_started: Option<Timestamp>,
-    /// When the operator last changed Power BI's refresh schedule. Power BI's scheduler does not
-    /// go back for a slot that passed before its schedule was switched on or changed, so such a
-    /// slot has no scheduled refresh to wait for.
+    /// With `startedBy: PowerBI`, when the operator last switched Power BI's schedule on: its
+    /// scheduler does not go back for a slot that passed while it was off, so such a slot has no
+    /// scheduled refresh to wait for. With `Operator`, when the operator last found or made it
+    /// off: a scheduled refresh started later means someone switched it on again.
     pub schedule_updated: Option<Timestamp>,
 }
 

@@ -31,10 +31,6 @@ const SLOT_CATCH_UP: SignedDuration = SignedDuration::from_hours(1);
 /// start (a minute by default): failures that end at once (credentials, say) are not left
 /// unnoticed until the usual end.
 const EARLY_LOOK_POLLS: u32 = 4;
-/// The early look is for refreshes that usually run at least this long: a shorter one is looked
-/// at when it should be done, so that a failure that ends at once waits at most this long to be
-/// noticed, for one read of the history fewer per refresh.
-const EARLY_LOOK_FROM: SignedDuration = SignedDuration::from_mins(10);
 /// How many of the latest completed refreshes tell a dataset's usual refresh duration.
 const DURATION_SAMPLES: usize = 5;
 /// The longest wait between two polls of a refresh that runs past its usual duration (until it
@@ -82,7 +78,7 @@ pub fn plan_actions(
         .as_deref()
         .filter(|value| adopted_request.as_deref() != Some(*value));
     let schedule_action = schedule_action(desired, observed);
-    if schedule_action.is_some() {
+    if schedule_settled(desired, observed, schedule_action.is_some()) {
         memory.schedule_updated = Some(now);
     }
     let slots = Slots::at(desired, latest, &memory, now, (today, tomorrow));
@@ -108,9 +104,17 @@ pub fn plan_actions(
     }
 
     let usual = usual_duration(&observed.history);
+    // A slot's refresh starts right after Power BI accepted fresh credentials, so a failure
+    // that ends at once is unlikely: it is read when it should be done, without an early look.
+    let slot_refresh = matches!(recovery.trigger, Some(TriggerReason::Slot { .. }))
+        || (running.is_some()
+            && memory
+                .slot_started
+                .is_some_and(|slot| started_since(latest, slot)));
     let polls = Polls {
         running,
         usual,
+        early_look: !slot_refresh,
         timing,
     };
     let requeue_after = next_wakeup(&slots, &polls, &recovery, now, tomorrow);
@@ -123,6 +127,20 @@ pub fn plan_actions(
         next_slot: slots.next,
         requeue_after,
     }
+}
+
+/// Whether this reconcile settles Power BI's schedule in a way that dates what its history
+/// shows ([`Memory::schedule_updated`]): with `startedBy: PowerBI`, switching on a schedule that
+/// was off (Power BI does not go back for the slots it missed); with `Operator`, reading it (and
+/// switching it off if it was on), so that only a scheduled refresh started later is news.
+fn schedule_settled(desired: &Desired, observed: &Observed, updating: bool) -> bool {
+    observed
+        .schedule
+        .as_ref()
+        .is_some_and(|actual| match desired.started_by {
+            SlotStarter::PowerBi => updating && !actual.enabled,
+            SlotStarter::Operator => true,
+        })
 }
 
 /// The schedule change that makes Power BI's schedule the desired one, if it was read and
@@ -562,12 +580,14 @@ struct Polls {
     running: Option<Option<Timestamp>>,
     /// How long the dataset's refreshes usually take, when its history tells.
     usual: Option<SignedDuration>,
+    /// Whether a refresh with a usual duration gets the early look (not a slot's refresh).
+    early_look: bool,
     timing: Timing,
 }
 
 impl Polls {
-    /// The wait until the next look at a refresh that has run for `age`: one early look (for a
-    /// refresh that usually runs [`EARLY_LOOK_FROM`] or longer), then
+    /// The wait until the next look at a refresh that has run for `age`: one early look (not
+    /// for a slot's refresh), then
     /// when it should be done (its usual duration), then at most a minute apart while it runs
     /// late, until it has run twice as long; without a usual duration, as long as it has run so
     /// far.
@@ -578,7 +598,7 @@ impl Polls {
         let early = SignedDuration::try_from(self.timing.poll_interval * EARLY_LOOK_POLLS)
             .unwrap_or(SignedDuration::MAX);
         // A wake-up a moment early counts as the early look, not as a reason for another.
-        if usual >= EARLY_LOOK_FROM && early < usual && age < early - SignedDuration::from_secs(2) {
+        if self.early_look && early < usual && age < early - SignedDuration::from_secs(2) {
             return Duration::try_from(early - age).unwrap_or_default();
         }
         let overrun = age - usual;

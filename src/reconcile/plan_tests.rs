@@ -958,6 +958,41 @@ fn recovery_does_not_wait_for_a_slot_that_passed_while_power_bi_schedule_was_off
         .concat()
     );
     assert_eq!(p.memory.schedule_updated, Some(ts(now)));
+    // Step by step: the first plan records the recovery's intent and switches the schedule on,
+    // and its memory (what the status keeps) says when; the next reconcile reads the schedule
+    // on and starts the recovery.
+    let verified = Memory {
+        verified_for: Some(d.fingerprint.clone()),
+        credentials_applied: Some(ts("2026-11-25T05:00:00Z")),
+        ..Memory::default()
+    };
+    let first = plan_actions(&d, &off, &verified, TIMING, ts(now));
+    assert!(first.memory.intent.is_some(), "{first:?}");
+    assert_eq!(first.memory.schedule_updated, Some(ts(now)));
+    assert!(
+        first
+            .actions
+            .contains(&Action::UpdateSchedule(ScheduleUpdate::Set(
+                d.schedule.clone()
+            )))
+    );
+    let on = observed(&d, history.clone());
+    let second = plan_actions(&d, &on, &first.memory, TIMING, ts("2026-11-25T06:05:01Z"));
+    assert_eq!(
+        triggered(&second),
+        Some(&TriggerReason::RecoverFailure {
+            request_id: "f1".into()
+        })
+    );
+    // A schedule that was on and only changed its times is still Power BI's to start.
+    let mut other_times = d.schedule.clone();
+    other_times.times.pop_last();
+    let changed = Observed {
+        schedule: Some(other_times),
+        ..observed(&d, history.clone())
+    };
+    let p = plan(&d, &changed, &Memory::default(), now);
+    assert_eq!(p.memory.schedule_updated, None);
     // The next reconcile reads the schedule on, and still knows it was off at 06:00.
     let memory = Memory {
         schedule_updated: Some(ts(now)),
@@ -1378,6 +1413,30 @@ fn operator_started_slot_gets_fresh_credentials_and_its_refresh_at_the_slot_with
 }
 
 #[test]
+fn operator_started_slots_date_the_schedule_found_off() {
+    let d = operator_started();
+    let history = vec![completed("a", "2026-11-24T12:30:10Z")];
+    let now = "2026-11-25T09:00:00Z";
+    // Read and found off, or switched off: a scheduled refresh started later is news.
+    let off = plan(
+        &d,
+        &observed_off(&d, history.clone()),
+        &Memory::default(),
+        now,
+    );
+    assert_eq!(off.memory.schedule_updated, Some(ts(now)));
+    let on = plan(&d, &observed(&d, history.clone()), &Memory::default(), now);
+    assert_eq!(on.memory.schedule_updated, Some(ts(now)));
+    // Not read this time: nothing to date.
+    let unread = Observed {
+        schedule: None,
+        ..observed(&d, history)
+    };
+    let unread = plan(&d, &unread, &Memory::default(), now);
+    assert_eq!(unread.memory.schedule_updated, None);
+}
+
+#[test]
 fn operator_started_slot_is_started_once() {
     let d = operator_started();
     let now = "2026-11-25T06:00:30Z";
@@ -1460,21 +1519,17 @@ fn operator_started_slot_is_not_started_while_suspended() {
 }
 
 #[test]
-fn a_short_refresh_is_read_once_when_it_should_be_done() {
-    let d = operator_started();
-    // Refreshes of this dataset take up to 4 minutes: no early look, one read at 4 min 10 s.
-    let history = vec![
-        took("b", "2026-11-24T12:30:00Z", 4),
-        took("a", "2026-11-24T06:00:00Z", 3),
-    ];
-    let at = plan(
-        &d,
-        &observed_off(&d, history),
-        &Memory::default(),
-        "2026-11-25T06:00:00Z",
-    );
-    assert!(triggered(&at).is_some());
-    assert_eq!(at.requeue_after, Duration::from_secs(4 * 60 + 10));
+fn a_requested_refresh_gets_an_early_look_for_failures_that_end_at_once() {
+    let d = Desired {
+        refresh_requested: Some("now".into()),
+        ..desired()
+    };
+    // Refreshes of this dataset take up to 20 minutes.
+    let history = vec![took("a", "2026-11-24T06:00:00Z", 20)];
+    let p = plan(&d, &observed(&d, history), &Memory::default(), MIDDAY);
+    assert!(triggered(&p).is_some());
+    // Four poll intervals in, then when it should be done.
+    assert_eq!(p.requeue_after, Duration::from_secs(60));
 }
 
 #[test]
@@ -1498,8 +1553,8 @@ fn the_outcome_is_read_when_the_refresh_should_be_done() {
             at: ts("2026-11-25T06:00:00Z")
         })
     );
-    // One early look (4 poll intervals in), for the failures that end at once.
-    assert_eq!(at.requeue_after, Duration::from_secs(60));
+    // No early look at a slot's refresh: Power BI has just accepted fresh credentials.
+    assert_eq!(at.requeue_after, Duration::try_from(usual).expect("usual"));
     let with = |refresh: Refresh| {
         let mut history = history.clone();
         history.insert(0, refresh);
