@@ -79,15 +79,13 @@ fn tenant(scale: f64) -> Tenant {
     // credentials set through the API carry no refresh token. Durations stay below 25 minutes,
     // the validity the operator asks of a token it applies; the PowerBI mode's lead time and
     // Power BI's late starts come on top.
-    // The bench's datasets all read one Xero organisation, whose limits (60 calls a minute,
-    // 5,000 a day, 20 calls a refresh) would throttle a hundred datasets' refreshes; real
-    // datasets each read their own, so those limits are lifted here (tests cover them).
-    tenant.sim_config = json!({
-        "scheduler": {"enabled": true, "seed": 11, "durations": {"minSeconds": 120, "maxSeconds": 1440}},
-        "historyRetention": 200,
-        "xeroOrganisationCallsPerMinute": 1_000_000,
-        "xeroOrganisationCallsPerDay": 100_000_000,
-    });
+    let mut config = crate::noticing::lifted_xero_limits();
+    config.insert(
+        "scheduler".into(),
+        json!({"enabled": true, "seed": 11, "durations": {"minSeconds": 120, "maxSeconds": 1440}}),
+    );
+    config.insert("historyRetention".into(), json!(200));
+    tenant.sim_config = config.into();
     tenant
 }
 
@@ -292,13 +290,8 @@ impl Week<'_> {
             }
             if let Some(failed) = injected.and_then(|r| r.end_time) {
                 let minutes = |at: Timestamp| at.duration_since(failed).as_secs_f64() / 60.0;
-                let history_path = format!("/datasets/{}/refreshes", dataset.id);
-                let read = contender
-                    .requests
-                    .iter()
-                    .filter(|r| r.method == "GET" && r.path.ends_with(&history_path))
-                    .map(|r| r.time)
-                    .find(|t| *t >= failed);
+                let read =
+                    crate::noticing::first_history_read(&contender.requests, &dataset.id, failed);
                 f.noticed_minutes.push(read.map(minutes));
                 f.recovered_minutes
                     .push(next_start_after(history, failed).map(minutes));
