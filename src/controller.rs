@@ -27,9 +27,6 @@ use crate::secret_store::SecretScope;
 use crate::server::Readiness;
 use crate::xero::{EXCHANGE_STARTED_ANNOTATION, ROTATED_AT_ANNOTATION, exchange_unfinished};
 
-/// How often Power BI's schedule is read at least when the operator starts the slots.
-const OPERATOR_SCHEDULE_CHECK: Duration = Duration::from_secs(24 * 3600);
-
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
@@ -199,7 +196,7 @@ impl Context {
         // When the operator starts the slots, Power BI's schedule only has to stay off: read once
         // a day (and whenever the history shows a scheduled refresh, see the gather step).
         let interval = match xds.spec.schedule.started_by {
-            SlotStarter::Operator => self.timing.resync_interval.max(OPERATOR_SCHEDULE_CHECK),
+            SlotStarter::Operator => self.timing.operator_resync(),
             SlotStarter::PowerBi => self.timing.resync_interval,
         };
         let Ok(checks) = self.schedule_checks.lock() else {

@@ -23,6 +23,20 @@ pub struct Timing {
     pub default_credential_lead_time: Duration,
 }
 
+/// The longest time between two reconciles of a dataset whose slots the operator starts
+/// itself, when it would otherwise be shorter: each slot wakes the dataset, reads its history
+/// and applies fresh credentials, so a look between slots finds nothing the next slot does not
+/// (Power BI's schedule, kept off, is read as often).
+const OPERATOR_RESYNC_FLOOR: Duration = Duration::from_secs(24 * 3600);
+
+impl Timing {
+    /// The resync of a dataset whose slots the operator starts: at least daily, whatever the
+    /// resync interval, since its slots wake it anyway.
+    pub fn operator_resync(&self) -> Duration {
+        self.resync_interval.max(OPERATOR_RESYNC_FLOOR)
+    }
+}
+
 /// What the controller knows beyond the object itself.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Hints {

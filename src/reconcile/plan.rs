@@ -629,7 +629,8 @@ fn usual_duration(history: &[Refresh]) -> Option<SignedDuration> {
 
 /// When to look again: the earliest of the next credential window (`startedBy: PowerBI`), the
 /// slot (to start or watch for its refresh), the next poll of a running or just started
-/// refresh, and the end of a holdback; at the latest the resync.
+/// refresh, and the end of a holdback; at the latest the resync (a day at least when the
+/// operator starts the slots and one is ahead).
 fn next_wakeup(
     slots: &Slots,
     polls: &Polls,
@@ -645,6 +646,9 @@ fn next_wakeup(
     let mut wake = Wakeups::new(now, timing.resync_interval);
     if slots.operator_started {
         if let Some(next) = slots.strictly_next {
+            // The slot is the next look: no resync wake-up in between (see
+            // [`Timing::operator_resync`]).
+            wake = Wakeups::new(now, timing.operator_resync());
             wake.at(next);
         }
     } else if let Some((slot, window)) = slots.upcoming {

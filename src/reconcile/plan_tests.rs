@@ -1464,8 +1464,55 @@ fn operator_started_slot_missed_is_caught_up_within_the_hour_only() {
     assert_eq!(late.actions, slot_refresh("2026-11-25T06:00:00Z"));
     let too_late = plan(&d, &o, &Memory::default(), "2026-11-25T07:00:01Z");
     assert!(too_late.actions.is_empty(), "{:?}", too_late.actions);
-    // Asleep until the resync (1h) or the 12:30 slot, whichever comes first.
-    assert_eq!(too_late.requeue_after, TIMING.resync_interval);
+    // Asleep until the 12:30 slot: no resync wake-up in between.
+    assert_eq!(
+        too_late.requeue_after,
+        Duration::from_secs(5 * 3600 + 29 * 60 + 59)
+    );
+}
+
+#[test]
+fn operator_started_slots_are_the_only_looks_between_them_at_least_daily() {
+    let d = operator_started();
+    // The 06:00 slot's refresh completed: the next look is the 12:30 slot, not the resync (1h).
+    let done = observed_off(&d, vec![took("s", "2026-11-25T06:00:05Z", 2)]);
+    let memory = Memory {
+        slot_started: Some(ts("2026-11-25T06:00:00Z")),
+        ..Memory::default()
+    };
+    let p = plan(&d, &done, &memory, "2026-11-25T06:02:20Z");
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert_eq!(
+        p.requeue_after,
+        Duration::from_secs(6 * 3600 + 27 * 60 + 40)
+    );
+    // Friday's last slot: Monday is further than a day, and a day is the longest sleep.
+    let friday = observed_off(&d, vec![took("s", "2026-11-27T12:30:05Z", 2)]);
+    let memory = Memory {
+        slot_started: Some(ts("2026-11-27T12:30:00Z")),
+        ..Memory::default()
+    };
+    let p = plan(&d, &friday, &memory, "2026-11-27T12:33:00Z");
+    assert_eq!(p.requeue_after, Duration::from_secs(24 * 3600));
+    // Power BI starting the slots, the resync still wakes between them.
+    let d = desired();
+    let p = plan(
+        &d,
+        &observed(&d, vec![completed("s", "2026-11-25T06:00:05Z")]),
+        &Memory::default(),
+        "2026-11-25T06:02:20Z",
+    );
+    assert_eq!(p.requeue_after, TIMING.resync_interval);
+    // Without slots there is nothing to wake for but the resync.
+    let mut unscheduled = operator_started();
+    unscheduled.schedule.enabled = false;
+    let p = plan(
+        &unscheduled,
+        &observed_off(&unscheduled, vec![took("s", "2026-11-25T06:00:05Z", 2)]),
+        &Memory::default(),
+        "2026-11-25T06:02:20Z",
+    );
+    assert_eq!(p.requeue_after, TIMING.resync_interval);
 }
 
 #[test]
@@ -1506,7 +1553,7 @@ fn operator_started_slot_keeps_the_daily_limit() {
         Some(Holdback::SlotOverDailyLimit(ts("2026-11-25T12:30:00Z")))
     );
     // Looked at again tomorrow (local midnight), not every few seconds.
-    assert_eq!(p.requeue_after, TIMING.resync_interval);
+    assert_eq!(p.requeue_after, Duration::from_secs(11 * 3600 + 30 * 60));
 }
 
 #[test]
