@@ -133,7 +133,7 @@ pids+=("$bins_job")
 ) &
 ticker=$!
 pids+=("$ticker")
-cargo build --locked --bins -p xero-operator -p powerbi-sim -p xero-testbed
+./hack/rust-bins.sh
 echo "Rust built ($(elapsed))"
 if ! wait "$bins_job"; then
   fail "building the testbed binaries failed (see above)"

@@ -18,7 +18,7 @@ up)
   # A control plane needs no helm: it is built only when a test or the chart asks for it.
   XERO_TESTBED_BIN=$(./hack/testbed-bins.sh kube-apiserver kubectl etcd)
   export XERO_TESTBED_BIN
-  cargo build --quiet --locked -p xero-testbed --bin xero-testbed
+  ./hack/rust-bins.sh --quiet
   mkdir -p "$dir"
   rm -rf "$dir/etcd" "$dir/certs" "$dir/ready"
   nohup target/debug/xero-testbed up --dir "$dir" --crds "${TESTBED_CRDS:-crds}" >"$dir/testbed.log" 2>&1 &
