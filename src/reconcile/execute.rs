@@ -6,7 +6,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::failure::StepError;
-use super::model::{Action, Failure, Memory, Plan, ScheduleUpdate};
+use super::model::{Action, Failure, Memory, Plan, ScheduleUpdate, TriggerReason};
 use super::services::Session;
 use crate::api::Reason;
 use crate::error::{ClientError, ErrorCategory};
@@ -61,6 +61,14 @@ pub(super) async fn execute(
     old_memory: &Memory,
 ) -> Executed {
     let mut executed = Executed::nothing_yet(plan.clone());
+    // A failed refresh may come from a datasource the dataset is no longer bound to: the
+    // recovery's credentials go to the binding as Power BI shows it now.
+    if recovers_a_failure(plan) {
+        session
+            .services
+            .datasources
+            .forget(&binding_key(session, dataset_id));
+    }
     for action in &plan.actions {
         let result = match action {
             Action::UpdateSchedule(update) => update_schedule(session, dataset_id, update)
@@ -83,6 +91,16 @@ pub(super) async fn execute(
     }
     correct_memory(&mut executed, old_memory);
     executed
+}
+
+/// Whether the plan starts a refresh to recover a failed one.
+fn recovers_a_failure(plan: &Plan) -> bool {
+    plan.actions.iter().any(|a| {
+        matches!(
+            a,
+            Action::TriggerRefresh(TriggerReason::RecoverFailure { .. })
+        )
+    })
 }
 
 /// The plan's memory assumes every action succeeds; keep the old values for those that did not.
@@ -702,6 +720,40 @@ mod tests {
         assert_eq!(executed.plan.memory.intent, old.intent);
         assert_eq!(executed.plan.memory.attempts, 0);
         assert_eq!(executed.plan.handled_request, None);
+    }
+
+    #[test]
+    fn only_a_recovery_looks_up_the_datasource_binding_again() {
+        let plan = |actions: Vec<Action>| Plan {
+            actions,
+            holdback: None,
+            memory: Memory::default(),
+            handled_request: None,
+            refreshes_today: 0,
+            next_slot: None,
+            requeue_after: Duration::from_secs(1),
+        };
+        let apply = Action::ApplyCredentials(crate::reconcile::model::ApplyReason::BeforeRefresh);
+        let recovery = TriggerReason::RecoverFailure {
+            request_id: "f1".into(),
+        };
+        assert!(recovers_a_failure(&plan(vec![
+            apply.clone(),
+            Action::TriggerRefresh(recovery)
+        ])));
+        let slot = TriggerReason::Slot {
+            at: "2026-11-25T06:00:00Z".parse().expect("time"),
+        };
+        assert!(!recovers_a_failure(&plan(vec![
+            apply.clone(),
+            Action::TriggerRefresh(slot)
+        ])));
+        let requested = TriggerReason::Requested { value: "r".into() };
+        assert!(!recovers_a_failure(&plan(vec![
+            apply.clone(),
+            Action::TriggerRefresh(requested)
+        ])));
+        assert!(!recovers_a_failure(&plan(vec![apply])));
     }
 
     #[test]

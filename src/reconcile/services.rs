@@ -35,8 +35,10 @@ pub struct Services {
     pub secrets: SecretStore,
     pub xero: XeroTokenRotation,
     pub xero_api: XeroApi,
-    /// The Xero datasource (gateway id, datasource id) of each dataset, for a day (forgotten as
-    /// soon as an update of it fails, so a republished dataset costs one failed call).
+    /// The Xero datasource (gateway id, datasource id) of each dataset, for a week: forgotten as
+    /// soon as an update of it fails (a republished dataset costs one failed call) and before
+    /// the credentials of a recovery refresh (a dataset bound to another datasource since
+    /// fails its refreshes, and the recovery finds the new binding).
     pub(super) datasources:
         Memo<(String, String, Option<String>), super::execute::DatasourceBinding>,
     /// Power BI service principal Secrets by (namespace, name), read once for all the datasets
@@ -199,7 +201,7 @@ impl Services {
             )?,
             xero_api: XeroApi::new(http, &urls.xero_api, retry)?,
             secrets,
-            datasources: Memo::new(std::time::Duration::from_secs(24 * 3600)),
+            datasources: Memo::new(std::time::Duration::from_secs(7 * 24 * 3600)),
             powerbi_secrets: Memo::new(std::time::Duration::from_secs(300)),
             xero_allowances: Memo::new(std::time::Duration::from_secs(60)),
             identity_offer: IdentityOffer::Nobody,
