@@ -33,6 +33,8 @@ pub struct Dataset {
     pub xero_secret: usize,
     /// Its schedule's times of day.
     pub times: Vec<String>,
+    /// How long the refresh in its seeded history ran, in virtual seconds.
+    pub last_refresh_seconds: i64,
 }
 
 impl Dataset {
@@ -88,6 +90,7 @@ impl Tenant {
                 datasource_id: uuid(),
                 xero_secret: i % options.xero_secrets.max(1),
                 times: options.times.iter().map(|t| (*t).to_owned()).collect(),
+                last_refresh_seconds: 90,
             })
             .collect();
         Tenant {
@@ -144,7 +147,9 @@ impl Tenant {
                 "refreshHistory": [{
                     "refreshType": "Scheduled",
                     "startTime": o.last_refresh.to_string(),
-                    "endTime": (o.last_refresh + jiff::SignedDuration::from_secs(90)).to_string(),
+                    "endTime": (o.last_refresh
+                        + jiff::SignedDuration::from_secs(dataset.last_refresh_seconds))
+                    .to_string(),
                     "status": "Completed",
                 }],
             });

@@ -21,6 +21,7 @@ use crate::operator::Operator;
 use crate::poller::Poller;
 use crate::report::Target;
 use crate::sim::{CallCounts, LoggedRequest, Sim, SimRefresh};
+use powerbi_sim::{DurationRange, SchedulerConfig};
 
 const DATASETS: usize = 100;
 const DAYS: i64 = 7;
@@ -72,18 +73,28 @@ fn tenant(scale: f64) -> Tenant {
         last_refresh: origin - SignedDuration::from_hours(6),
         refresh_duration_seconds: 120,
     });
-    for (i, dataset) in tenant.datasets.iter_mut().enumerate() {
-        dataset.times = times_of(i);
-    }
     // A refresh longer than a Xero access token lives (30 minutes) fails in every mode:
     // credentials set through the API carry no refresh token. Durations stay below 25 minutes,
     // the validity the operator asks of a token it applies; the PowerBI mode's lead time and
     // Power BI's late starts come on top.
+    let scheduler = SchedulerConfig {
+        enabled: true,
+        seed: 11,
+        durations: DurationRange {
+            min_seconds: 120,
+            max_seconds: 1440,
+        },
+        ..SchedulerConfig::default()
+    };
+    for (i, dataset) in tenant.datasets.iter_mut().enumerate() {
+        dataset.times = times_of(i);
+        // The history a dataset brings shows its own duration, as a real one's would: the
+        // week then measures the steady state, not the first slot's learning of it.
+        dataset.last_refresh_seconds =
+            i64::try_from(scheduler.duration_seconds(&dataset.id)).unwrap_or(i64::MAX);
+    }
     let mut config = crate::noticing::lifted_xero_limits();
-    config.insert(
-        "scheduler".into(),
-        json!({"enabled": true, "seed": 11, "durations": {"minSeconds": 120, "maxSeconds": 1440}}),
-    );
+    config.insert("scheduler".into(), json!(scheduler));
     config.insert("historyRetention".into(), json!(200));
     tenant.sim_config = config.into();
     tenant
@@ -547,6 +558,7 @@ mod tests {
             datasource_id: "s".into(),
             xero_secret: 0,
             times: vec!["10:30".into(), "22:30".into()],
+            last_refresh_seconds: 90,
         };
         let last_day = from + SignedDuration::from_hours(24 * (DAYS - 1));
         let at = |minutes: i64| (last_day + SignedDuration::from_mins(minutes)).to_string();
