@@ -63,7 +63,7 @@ pub struct RunArgs {
     #[arg(long, env = "XERO_OPERATOR_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
     /// Longest time between two reconciles of a dataset (the schedule drift check); at least a
-    /// day for datasets with `startedBy: Operator`, whose slots wake them.
+    /// day between the slots of datasets with `startedBy: Operator`, which wake them.
     #[arg(long, env = "XERO_OPERATOR_RESYNC_INTERVAL", default_value = "6h", value_parser = parse_duration)]
     pub resync_interval: Duration,
     /// First poll of a running refresh; later polls grow with its age, up to 5 minutes.

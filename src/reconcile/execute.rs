@@ -6,7 +6,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::failure::StepError;
-use super::model::{Action, Failure, Memory, Plan, ScheduleUpdate, TriggerReason};
+use super::model::{Action, Failure, Memory, Plan, ScheduleUpdate};
 use super::services::Session;
 use crate::api::Reason;
 use crate::error::{ClientError, ErrorCategory};
@@ -59,11 +59,12 @@ pub(super) async fn execute(
     dataset_id: &str,
     plan: &Plan,
     old_memory: &Memory,
+    latest_failed: bool,
 ) -> Executed {
     let mut executed = Executed::nothing_yet(plan.clone());
-    // A failed refresh may come from a datasource the dataset is no longer bound to: the
-    // recovery's credentials go to the binding as Power BI shows it now.
-    if recovers_a_failure(plan) {
+    // A failed refresh may come from a datasource the dataset is no longer bound to: while the
+    // latest refresh is a failure, credentials go to the binding as Power BI shows it now.
+    if latest_failed && applies_credentials(plan) {
         session
             .services
             .datasources
@@ -93,14 +94,11 @@ pub(super) async fn execute(
     executed
 }
 
-/// Whether the plan starts a refresh to recover a failed one.
-fn recovers_a_failure(plan: &Plan) -> bool {
-    plan.actions.iter().any(|a| {
-        matches!(
-            a,
-            Action::TriggerRefresh(TriggerReason::RecoverFailure { .. })
-        )
-    })
+/// Whether the plan applies credentials.
+fn applies_credentials(plan: &Plan) -> bool {
+    plan.actions
+        .iter()
+        .any(|a| matches!(a, Action::ApplyCredentials(_)))
 }
 
 /// The plan's memory assumes every action succeeds; keep the old values for those that did not.
@@ -720,40 +718,6 @@ mod tests {
         assert_eq!(executed.plan.memory.intent, old.intent);
         assert_eq!(executed.plan.memory.attempts, 0);
         assert_eq!(executed.plan.handled_request, None);
-    }
-
-    #[test]
-    fn only_a_recovery_looks_up_the_datasource_binding_again() {
-        let plan = |actions: Vec<Action>| Plan {
-            actions,
-            holdback: None,
-            memory: Memory::default(),
-            handled_request: None,
-            refreshes_today: 0,
-            next_slot: None,
-            requeue_after: Duration::from_secs(1),
-        };
-        let apply = Action::ApplyCredentials(crate::reconcile::model::ApplyReason::BeforeRefresh);
-        let recovery = TriggerReason::RecoverFailure {
-            request_id: "f1".into(),
-        };
-        assert!(recovers_a_failure(&plan(vec![
-            apply.clone(),
-            Action::TriggerRefresh(recovery)
-        ])));
-        let slot = TriggerReason::Slot {
-            at: "2026-11-25T06:00:00Z".parse().expect("time"),
-        };
-        assert!(!recovers_a_failure(&plan(vec![
-            apply.clone(),
-            Action::TriggerRefresh(slot)
-        ])));
-        let requested = TriggerReason::Requested { value: "r".into() };
-        assert!(!recovers_a_failure(&plan(vec![
-            apply.clone(),
-            Action::TriggerRefresh(requested)
-        ])));
-        assert!(!recovers_a_failure(&plan(vec![apply])));
     }
 
     #[test]

@@ -115,7 +115,19 @@ pub async fn reconcile_dataset(
 
     let memory = memory_from_status(status);
     let plan = plan_actions(&validated.desired, &gathered.observed, &memory, timing, now);
-    let executed = execute::execute(&session, &gathered.dataset_id, &plan, &memory).await;
+    let latest_failed = gathered
+        .observed
+        .history
+        .first()
+        .is_some_and(|r| r.state == model::RefreshState::Failed);
+    let executed = execute::execute(
+        &session,
+        &gathered.dataset_id,
+        &plan,
+        &memory,
+        latest_failed,
+    )
+    .await;
     let error = outcome.record(executed);
     match error {
         // The plan's wake-ups assumed its actions would succeed (a poll of the refresh it meant

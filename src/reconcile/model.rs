@@ -25,8 +25,9 @@ pub struct Timing {
 
 /// The longest time between two reconciles of a dataset whose slots the operator starts
 /// itself, when it would otherwise be shorter: each slot wakes the dataset, reads its history
-/// and applies fresh credentials, so a look between slots finds nothing the next slot does not
-/// (Power BI's schedule, kept off, is read as often).
+/// and applies fresh credentials. A look between slots would see some things sooner (a failed
+/// manual refresh, Power BI's schedule switched on again, a revoked Xero connection), but
+/// nothing the next slot's refresh or the daily look does not act on as well.
 const OPERATOR_RESYNC_FLOOR: Duration = Duration::from_secs(24 * 3600);
 
 impl Timing {

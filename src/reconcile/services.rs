@@ -36,9 +36,9 @@ pub struct Services {
     pub xero: XeroTokenRotation,
     pub xero_api: XeroApi,
     /// The Xero datasource (gateway id, datasource id) of each dataset, for a week: forgotten as
-    /// soon as an update of it fails (a republished dataset costs one failed call) and before
-    /// the credentials of a recovery refresh (a dataset bound to another datasource since
-    /// fails its refreshes, and the recovery finds the new binding).
+    /// soon as an update of it fails (a republished dataset costs one failed call), and before
+    /// credentials are applied while the latest refresh is a failure (a dataset bound to another
+    /// datasource since fails its refreshes: the next apply finds the new binding).
     pub(super) datasources:
         Memo<(String, String, Option<String>), super::execute::DatasourceBinding>,
     /// Power BI service principal Secrets by (namespace, name), read once for all the datasets
