@@ -35,9 +35,11 @@ needs() { case " ${missing[*]} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 command -v go >/dev/null || { log "Go is required to build the testbed binaries"; exit 1; }
 export CGO_ENABLED=0
-# The compiler and linker collect garbage a quarter as often: a cold build of kube-apiserver,
-# kubectl and etcd took 17% less CPU on the development machine (13.4 CPU-minutes down to 11.0).
-# Near 2 GiB a process collects more often again, so a machine with little memory is no worse off.
+# The compiler and linker collect garbage a quarter as often, for less CPU: on the development
+# machine a cold build of the three in one module took 11.0 CPU-minutes instead of 13.4 (the two
+# runs shared the cores with different Rust builds, so the figure is rough).
+# Peak memory rises: a compile or link process may grow to about 2 GiB (GOMEMLIMIT) before it
+# collects more often again, and a few run at once.
 export GOGC=${GOGC:-400} GOMEMLIMIT=${GOMEMLIMIT:-2GiB}
 # The installed Go builds them, never one downloaded on the fly (the tools' go.mod files need
 # 1.26): what runs is what the machine's owner installed.

@@ -90,7 +90,8 @@ impl Tenant {
                 datasource_id: uuid(),
                 xero_secret: i % options.xero_secrets.max(1),
                 times: options.times.iter().map(|t| (*t).to_owned()).collect(),
-                last_refresh_seconds: 90,
+                last_refresh_seconds: i64::try_from(options.refresh_duration_seconds)
+                    .unwrap_or(i64::MAX),
             })
             .collect();
         Tenant {

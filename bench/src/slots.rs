@@ -441,7 +441,11 @@ fn report(bench: &mut Bench, scale: f64, figures: &[Figures], noticed: &[Option<
                 Target::AtMost(1.0),
                 &format!(
                     "{} failed slot refreshes of 90 s at {}x; in the week at {scale}x {} min, a tenth of a real second there being {:.1} virtual minutes",
-                    noticed.len(),
+                    if noticed.is_empty() {
+                        "the noticing run failed: no".to_owned()
+                    } else {
+                        noticed.len().to_string()
+                    },
                     crate::noticing::SCALE,
                     worst_noticed.map_or("-".to_owned(), |m| format!("{m:.2}")),
                     scale * 0.1 / 60.0,
