@@ -34,7 +34,7 @@ pub struct Dataset {
     /// Its schedule's times of day.
     pub times: Vec<String>,
     /// How long the refresh in its seeded history ran, in virtual seconds.
-    pub last_refresh_seconds: i64,
+    pub last_refresh_seconds: u64,
 }
 
 impl Dataset {
@@ -90,8 +90,7 @@ impl Tenant {
                 datasource_id: uuid(),
                 xero_secret: i % options.xero_secrets.max(1),
                 times: options.times.iter().map(|t| (*t).to_owned()).collect(),
-                last_refresh_seconds: i64::try_from(options.refresh_duration_seconds)
-                    .unwrap_or(i64::MAX),
+                last_refresh_seconds: options.refresh_duration_seconds,
             })
             .collect();
         Tenant {
@@ -149,7 +148,7 @@ impl Tenant {
                     "refreshType": "Scheduled",
                     "startTime": o.last_refresh.to_string(),
                     "endTime": (o.last_refresh
-                        + jiff::SignedDuration::from_secs(dataset.last_refresh_seconds))
+                        + std::time::Duration::from_secs(dataset.last_refresh_seconds))
                     .to_string(),
                     "status": "Completed",
                 }],

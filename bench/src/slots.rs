@@ -90,8 +90,7 @@ fn tenant(scale: f64) -> Tenant {
         dataset.times = times_of(i);
         // The history a dataset brings shows its own duration, as a real one's would: the
         // week then measures the steady state, not the first slot's learning of it.
-        dataset.last_refresh_seconds =
-            i64::try_from(scheduler.duration_seconds(&dataset.id)).unwrap_or(i64::MAX);
+        dataset.last_refresh_seconds = scheduler.duration_seconds(&dataset.id);
     }
     let mut config = crate::noticing::lifted_xero_limits();
     config.insert("scheduler".into(), json!(scheduler));

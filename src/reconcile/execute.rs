@@ -6,6 +6,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::failure::StepError;
+use super::gather::Gathered;
 use super::model::{Action, Failure, Memory, Plan, ScheduleUpdate};
 use super::services::Session;
 use crate::api::Reason;
@@ -56,15 +57,15 @@ impl Executed {
 
 pub(super) async fn execute(
     session: &Session<'_>,
-    dataset_id: &str,
+    gathered: &Gathered,
     plan: &Plan,
     old_memory: &Memory,
-    latest_failed: bool,
 ) -> Executed {
+    let dataset_id = gathered.dataset_id.as_str();
     let mut executed = Executed::nothing_yet(plan.clone());
     // A failed refresh may come from a datasource the dataset is no longer bound to: while the
     // latest refresh is a failure, credentials go to the binding as Power BI shows it now.
-    if latest_failed && applies_credentials(plan) {
+    if gathered.observed.latest_failed() && planned(plan, applies) {
         session
             .services
             .datasources
@@ -94,11 +95,13 @@ pub(super) async fn execute(
     executed
 }
 
-/// Whether the plan applies credentials.
-fn applies_credentials(plan: &Plan) -> bool {
-    plan.actions
-        .iter()
-        .any(|a| matches!(a, Action::ApplyCredentials(_)))
+fn applies(action: &Action) -> bool {
+    matches!(action, Action::ApplyCredentials(_))
+}
+
+/// Whether the plan has an action of the kind `kind` tells.
+fn planned(plan: &Plan, kind: fn(&Action) -> bool) -> bool {
+    plan.actions.iter().any(kind)
 }
 
 /// The plan's memory assumes every action succeeds; keep the old values for those that did not.
@@ -106,12 +109,7 @@ fn correct_memory(executed: &mut Executed, old: &Memory) {
     let did = |pred: fn(&Action) -> bool| executed.done.iter().any(pred);
     let triggered =
         did(|a| matches!(a, Action::TriggerRefresh(_))) && executed.triggered_request_id.is_some();
-    let planned_trigger = executed
-        .plan
-        .actions
-        .iter()
-        .any(|a| matches!(a, Action::TriggerRefresh(_)));
-    if planned_trigger && !triggered {
+    if planned(&executed.plan, |a| matches!(a, Action::TriggerRefresh(_))) && !triggered {
         let memory = &mut executed.plan.memory;
         memory.handled_failure = old.handled_failure.clone();
         memory.attempts = old.attempts;
@@ -122,24 +120,15 @@ fn correct_memory(executed: &mut Executed, old: &Memory) {
         memory.intent = old.intent.clone();
         executed.plan.handled_request = None;
     }
-    let planned_update = executed
-        .plan
-        .actions
-        .iter()
-        .any(|a| matches!(a, Action::UpdateSchedule(_)));
-    if planned_update && !did(|a| matches!(a, Action::UpdateSchedule(_))) {
+    let update = |a: &Action| matches!(a, Action::UpdateSchedule(_));
+    if planned(&executed.plan, update) && !did(update) {
         executed.plan.memory.schedule_updated = old.schedule_updated;
     }
-    if !did(|a| matches!(a, Action::ApplyCredentials(_))) {
+    if !did(applies) {
         executed.plan.memory.credentials_applied = old.credentials_applied;
         // A planned apply that did not happen leaves the chain unverified: the next reconcile
         // checks it again.
-        let planned_apply = executed
-            .plan
-            .actions
-            .iter()
-            .any(|a| matches!(a, Action::ApplyCredentials(_)));
-        executed.plan.memory.verified_for = if planned_apply {
+        executed.plan.memory.verified_for = if planned(&executed.plan, applies) {
             None
         } else {
             old.verified_for.clone()

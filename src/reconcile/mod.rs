@@ -60,15 +60,7 @@ pub async fn reconcile_dataset(
     let validated =
         match validate::validate(xds, timing.default_credential_lead_time, configuration) {
             Ok(v) => v,
-            Err(invalid) => {
-                let failure = Failure {
-                    reason: Reason::InvalidSpec,
-                    message: invalid.0,
-                    needs_human: true,
-                };
-                let context = FailureContext::default();
-                return failed(outcome, StepError::Finding(failure), &context, timing);
-            }
+            Err(invalid) => return invalid_spec(outcome, invalid, timing),
         };
     let mut outcome = Outcome {
         handled_reconcile: validated.reconcile_requested.clone(),
@@ -115,19 +107,7 @@ pub async fn reconcile_dataset(
 
     let memory = memory_from_status(status);
     let plan = plan_actions(&validated.desired, &gathered.observed, &memory, timing, now);
-    let latest_failed = gathered
-        .observed
-        .history
-        .first()
-        .is_some_and(|r| r.state == model::RefreshState::Failed);
-    let executed = execute::execute(
-        &session,
-        &gathered.dataset_id,
-        &plan,
-        &memory,
-        latest_failed,
-    )
-    .await;
+    let executed = execute::execute(&session, &gathered, &plan, &memory).await;
     let error = outcome.record(executed);
     match error {
         // The plan's wake-ups assumed its actions would succeed (a poll of the refresh it meant
@@ -135,6 +115,25 @@ pub async fn reconcile_dataset(
         Some(err) => failed(outcome, err, &context, timing),
         None => (outcome, plan.requeue_after),
     }
+}
+
+/// The outcome of a spec the validate step refused: no call to any service.
+fn invalid_spec(
+    outcome: Outcome,
+    invalid: validate::InvalidSpec,
+    timing: Timing,
+) -> (Outcome, Duration) {
+    let failure = Failure {
+        reason: Reason::InvalidSpec,
+        message: invalid.0,
+        needs_human: true,
+    };
+    failed(
+        outcome,
+        StepError::Finding(failure),
+        &FailureContext::default(),
+        timing,
+    )
 }
 
 /// The gather step; when Power BI says the cached token expired early, once more with a new one.

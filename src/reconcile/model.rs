@@ -114,6 +114,15 @@ pub struct Observed {
     pub schedule_mails_on_failure: bool,
 }
 
+impl Observed {
+    /// Whether the latest refresh in the history failed.
+    pub fn latest_failed(&self) -> bool {
+        self.history
+            .first()
+            .is_some_and(|r| r.state == RefreshState::Failed)
+    }
+}
+
 /// One refresh history entry with its error, as the status shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshRecord {

@@ -643,12 +643,16 @@ fn next_wakeup(
         return Duration::ZERO;
     }
     let timing = polls.timing;
-    let mut wake = Wakeups::new(now, timing.resync_interval);
+    // When the operator starts the slots, the next slot is the next look: no resync wake-up in
+    // between (see [`Timing::operator_resync`]).
+    let operator_slot = slots.strictly_next.filter(|_| slots.operator_started);
+    let resync = match operator_slot {
+        Some(_) => timing.operator_resync(),
+        None => timing.resync_interval,
+    };
+    let mut wake = Wakeups::new(now, resync);
     if slots.operator_started {
-        if let Some(next) = slots.strictly_next {
-            // The slot is the next look: no resync wake-up in between (see
-            // [`Timing::operator_resync`]).
-            wake = Wakeups::new(now, timing.operator_resync());
+        if let Some(next) = operator_slot {
             wake.at(next);
         }
     } else if let Some((slot, window)) = slots.upcoming {
