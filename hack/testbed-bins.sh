@@ -4,13 +4,18 @@
 # kubectl, etcd, helm (default: all four; the demo and a control plane need no helm). A binary
 # already in the cache is not built again. The wrapper modules under tools/ pin every version.
 #
-# The tools are built concurrently (kube-apiserver and kubectl in one `go build`, which shares
-# their packages; etcd and helm each in their own), and a line every 30 seconds says what is
-# still being built and for how long.
+# kube-apiserver, kubectl and etcd come from one module (tools/kube) and are built by one
+# `go build`, which compiles the packages they share (gRPC, protobuf, OpenTelemetry, the etcd
+# client, x/net...) once; helm has its own module and build, side by side. A line every 30
+# seconds says what is still being built and for how long.
 set -euo pipefail
 
 KUBE_VERSION=v1.36.3
-ETCD_VERSION=v3.6.16
+# The etcd release Kubernetes names for this version (build/dependencies.yaml) and whose client
+# it links: in the same module as kube-apiserver it adds no newer version of anything to the
+# API server's build, and a cold build compiles about 470 fewer packages than from a module of
+# its own (2,337 packages instead of 2,808).
+ETCD_VERSION=v3.6.8
 HELM_VERSION=v3.19.0
 ALL_TOOLS="kube-apiserver kubectl etcd helm"
 
@@ -93,11 +98,11 @@ build() {
   names+=("$name")
 }
 mkdir -p "$stage/out"
-kube_pkgs=()
-needs kube-apiserver && kube_pkgs+=(k8s.io/kubernetes/cmd/kube-apiserver)
-needs kubectl && kube_pkgs+=(k8s.io/kubernetes/cmd/kubectl)
-[ ${#kube_pkgs[@]} -eq 0 ] || build "${kube_pkgs[*]##*/}" kube "$kube_ldflags" "$stage/out/" "${kube_pkgs[@]}"
-needs etcd && build etcd etcd "-s -w" "$stage/out/etcd" go.etcd.io/etcd/server/v3
+kube_pkgs=() kube_names=()
+needs kube-apiserver && kube_pkgs+=(k8s.io/kubernetes/cmd/kube-apiserver) kube_names+=(kube-apiserver)
+needs kubectl && kube_pkgs+=(k8s.io/kubernetes/cmd/kubectl) kube_names+=(kubectl)
+needs etcd && kube_pkgs+=(go.etcd.io/etcd/server/v3) kube_names+=(etcd)
+[ ${#kube_pkgs[@]} -eq 0 ] || build "${kube_names[*]}" kube "$kube_ldflags" "$stage/out/" "${kube_pkgs[@]}"
 needs helm && build helm helm "$helm_ldflags" "$stage/out/helm" helm.sh/helm/v3/cmd/helm
 
 start=$(date +%s)
@@ -129,6 +134,9 @@ while [ ${#pending[@]} -gt 0 ]; do
   [ ${#pending[@]} -eq 0 ] || sleep 1
 done
 jobs=()
+# etcd's main package is its module's root, go.etcd.io/etcd/server/v3: `go build -o DIR/` names
+# that binary server.
+[ ! -e "$stage/out/server" ] || mv -f "$stage/out/server" "$stage/out/etcd"
 for tool in "${missing[@]}"; do
   [ -x "$stage/out/$tool" ] || { log "the build left no $tool"; exit 1; }
   mv -f "$stage/out/$tool" "$bin/$tool"
