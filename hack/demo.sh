@@ -119,11 +119,8 @@ echo '*' >"$dir/.gitignore"
 
 # The Go-built control plane and the Rust build side by side: on a fresh machine each takes
 # minutes, and neither keeps both cores busy all the time. The demo needs no helm.
-# The Go build yields the cores to the Rust one: the Rust build ends in a chain of crates that
-# each wait for the one before (kube, the operator's library, its binaries), and run last it
-# left a core idle for minutes, while Go's thousands of packages fill whatever is free.
 say "Building etcd, kube-apiserver, kubectl (Go) and xero-operator, the simulator, the testbed (Rust) side by side"
-nice -n 10 ./hack/testbed-bins.sh kube-apiserver kubectl etcd >"$dir/bins.out" &
+./hack/testbed-bins.sh kube-apiserver kubectl etcd >"$dir/bins.out" &
 bins_job=$!
 pids+=("$bins_job")
 # What is being built and for how long, every 30 seconds (cargo's own lines say which crate).
