@@ -120,11 +120,11 @@ echo '*' >"$dir/.gitignore"
 # The Go-built control plane and the Rust build side by side: on a fresh machine each takes
 # minutes, and neither keeps both cores busy all the time. The demo needs no helm.
 # The Go build only gets what the Rust build leaves: two builds time-slicing two cores as equals
-# spent more CPU than with one of them first (from a fresh clone on the 2-core development
-# machine: 19.4 and 21.1 CPU-minutes, 10 min 07 s and 10 min 56 s as equals; 18.8 CPU-minutes
-# and 9 min 50 s twice with Go niced). The Rust build goes first because it ends in a chain of
-# crates that each wait for the one before (kube, the operator's library, its binaries), while
-# Go's thousands of packages fill whatever is free.
+# spent more CPU than with one of them first. From a fresh clone on the 2-core development
+# machine: 19.4 and 21.1 CPU-minutes, 10 min 07 s and 10 min 56 s as equals (the first with etcd
+# in a Go module of its own); 18.8 CPU-minutes, 9 min 48 s and 9 min 50 s with Go niced. The Rust
+# build goes first because it ends in a chain of crates that each wait for the one before (kube,
+# the operator's library, its binaries), while Go's thousands of packages fill whatever is free.
 say "Building etcd, kube-apiserver, kubectl (Go) and xero-operator, the simulator, the testbed (Rust) side by side"
 nice -n 19 ./hack/testbed-bins.sh kube-apiserver kubectl etcd >"$dir/bins.out" &
 bins_job=$!
