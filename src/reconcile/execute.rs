@@ -7,7 +7,7 @@ use jiff::Timestamp;
 
 use super::failure::StepError;
 use super::gather::Gathered;
-use super::model::{Action, Failure, Memory, Plan, ScheduleUpdate};
+use super::model::{Action, Failure, Memory, Observed, Plan, ScheduleUpdate};
 use super::services::Session;
 use crate::api::Reason;
 use crate::error::{ClientError, ErrorCategory};
@@ -63,9 +63,7 @@ pub(super) async fn execute(
 ) -> Executed {
     let dataset_id = gathered.dataset_id.as_str();
     let mut executed = Executed::nothing_yet(plan.clone());
-    // A failed refresh may come from a datasource the dataset is no longer bound to: while the
-    // latest refresh is a failure, credentials go to the binding as Power BI shows it now.
-    if gathered.observed.latest_failed() && planned(plan, applies) {
+    if looks_up_binding_again(&gathered.observed, plan) {
         session
             .services
             .datasources
@@ -93,6 +91,13 @@ pub(super) async fn execute(
     }
     correct_memory(&mut executed, old_memory);
     executed
+}
+
+/// Whether the datasource binding is looked up again before the plan's actions: a failed refresh
+/// may come from a datasource the dataset is no longer bound to, so while the latest refresh is
+/// a failure, credentials go to the binding as Power BI shows it now.
+fn looks_up_binding_again(observed: &Observed, plan: &Plan) -> bool {
+    observed.latest_failed() && planned(plan, applies)
 }
 
 fn applies(action: &Action) -> bool {
@@ -707,6 +712,63 @@ mod tests {
         assert_eq!(executed.plan.memory.intent, old.intent);
         assert_eq!(executed.plan.memory.attempts, 0);
         assert_eq!(executed.plan.handled_request, None);
+    }
+
+    #[test]
+    fn the_binding_is_looked_up_again_when_credentials_go_out_while_the_latest_refresh_failed() {
+        use crate::reconcile::model::{
+            ApplyReason, Refresh, RefreshState, RefreshType, TriggerReason,
+        };
+        let refresh = |id: &str, state| Refresh {
+            request_id: id.into(),
+            refresh_type: RefreshType::Scheduled,
+            state,
+            start_time: None,
+            end_time: None,
+        };
+        let observed = |history: Vec<Refresh>| Observed {
+            history,
+            ..Observed::default()
+        };
+        let plan = |actions: Vec<Action>| Plan {
+            actions,
+            holdback: None,
+            memory: Memory::default(),
+            handled_request: None,
+            refreshes_today: 0,
+            next_slot: None,
+            requeue_after: Duration::from_secs(1),
+        };
+        let apply = Action::ApplyCredentials(ApplyReason::BeforeRefresh);
+        let recovery = Action::TriggerRefresh(TriggerReason::RecoverFailure {
+            request_id: "f1".into(),
+        });
+        let failed = observed(vec![
+            refresh("f1", RefreshState::Failed),
+            refresh("c0", RefreshState::Completed),
+        ]);
+        // A recovery, or credentials applied alone (recovery off, a slot's or a requested
+        // refresh answering a failure): the binding as Power BI shows it now.
+        assert!(looks_up_binding_again(
+            &failed,
+            &plan(vec![apply.clone(), recovery.clone()])
+        ));
+        assert!(looks_up_binding_again(&failed, &plan(vec![apply.clone()])));
+        // No credentials to apply: nothing to look up.
+        assert!(!looks_up_binding_again(&failed, &plan(vec![recovery])));
+        // The latest refresh completed (an older failure does not count), or there is none.
+        let healthy = observed(vec![
+            refresh("c1", RefreshState::Completed),
+            refresh("f0", RefreshState::Failed),
+        ]);
+        assert!(!looks_up_binding_again(
+            &healthy,
+            &plan(vec![apply.clone()])
+        ));
+        assert!(!looks_up_binding_again(
+            &observed(vec![]),
+            &plan(vec![apply])
+        ));
     }
 
     #[test]

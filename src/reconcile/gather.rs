@@ -58,9 +58,9 @@ pub(super) async fn gather(
     let handled = status
         .and_then(|s| s.recovery.as_ref())
         .and_then(|r| r.last_handled_failure_request_id.as_deref());
-    let new_failure = records.first().is_some_and(|r| {
-        r.refresh.state == RefreshState::Failed && Some(r.refresh.request_id.as_str()) != handled
-    });
+    let new_failure = records
+        .first()
+        .is_some_and(|r| r.refresh.is_unhandled_failure(handled));
     let actual = if hints.check_schedule
         || new_failure
         || scheduled_by_power_bi(

@@ -100,6 +100,14 @@ pub struct Refresh {
     pub end_time: Option<Timestamp>,
 }
 
+impl Refresh {
+    /// Whether this refresh failed and is not the failure the operator last responded to
+    /// (`handled`, the request id the status remembers).
+    pub fn is_unhandled_failure(&self, handled: Option<&str>) -> bool {
+        self.state == RefreshState::Failed && handled != Some(self.request_id.as_str())
+    }
+}
+
 /// What Power BI reported in this reconcile.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {

@@ -445,8 +445,7 @@ fn decide_recovery(
         slot_within_limit,
     } = room;
     let pending_failure = latest
-        .filter(|r| r.state == RefreshState::Failed)
-        .filter(|r| memory.handled_failure.as_deref() != Some(r.request_id.as_str()))
+        .filter(|r| r.is_unhandled_failure(memory.handled_failure.as_deref()))
         .map(|r| r.request_id.clone());
     if running {
         let waiting = requested.is_some() || pending_failure.is_some();
